@@ -1,0 +1,55 @@
+#pragma once
+// GRU cell, one (batch, hidden) element, torch.nn's gate order r, z, n:
+//   r = sigmoid(x_r + h_r)
+//   z = sigmoid(x_z + h_z)
+//   n = tanh(x_n + r * h_n)
+//   h = (1 - z) * n + z * h_prev
+// where x_* = (W_ih x + b_ih) and h_* = (W_hh h_prev + b_hh) for that gate:
+// the reset gate multiplies the whole hidden projection of n, bias included.
+
+#include "activations.h"
+
+namespace fastrnn::cells {
+
+template <typename acc_t>
+struct GRUActivations {
+  acc_t r, z, n;  // gate outputs, after their nonlinearity
+  acc_t h;        // new hidden state
+};
+
+template <typename acc_t>
+C10_HOST_DEVICE inline GRUActivations<acc_t> gru_forward(
+    acc_t x_r, acc_t x_z, acc_t x_n, acc_t h_r, acc_t h_z, acc_t h_n,
+    acc_t h_prev) {
+  GRUActivations<acc_t> a;
+  a.r = sigmoid(x_r + h_r);
+  a.z = sigmoid(x_z + h_z);
+  a.n = tanh(x_n + a.r * h_n);
+  a.h = (acc_t(1) - a.z) * a.n + a.z * h_prev;
+  return a;
+}
+
+template <typename acc_t>
+struct GRUGrads {
+  acc_t pre_r, pre_z;  // d loss / d (x_r + h_r), d loss / d (x_z + h_z)
+  acc_t x_n;           // d loss / d x_n
+  acc_t h_n;           // d loss / d h_n  (= x_n's gradient times r)
+  acc_t h_prev;        // the part of d loss / d h_prev that skips W_hh
+};
+
+// dh: gradient arriving at this step's h. h_n is the forward's W_hn h_prev + b_hn.
+template <typename acc_t>
+C10_HOST_DEVICE inline GRUGrads<acc_t> gru_backward(
+    acc_t dh, acc_t r, acc_t z, acc_t n, acc_t h_n, acc_t h_prev) {
+  const acc_t dn = dh * (acc_t(1) - z);
+  const acc_t dz = dh * (h_prev - n);
+  GRUGrads<acc_t> d;
+  d.x_n = dn * tanh_grad(n);
+  d.h_n = d.x_n * r;
+  d.pre_r = d.x_n * h_n * sigmoid_grad(r);
+  d.pre_z = dz * sigmoid_grad(z);
+  d.h_prev = dh * z;
+  return d;
+}
+
+}  // namespace fastrnn::cells

@@ -1,0 +1,226 @@
+#pragma once
+// The ops of every cell on one backend: argument checks, shapes, the schedule
+// of time steps and dtype dispatch, then the shared recurrence driver. A
+// backend's .cpp file only registers RNNOps<ItsBackend>'s functions.
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+
+#include "recurrence.h"
+
+namespace fastrnn {
+
+using at::Tensor;
+using c10::optional;
+
+namespace detail {
+
+inline void check_same(const char* op, const char* name, const Tensor& t, const Tensor& ref) {
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), op, ": ", name, ": expected dtype ",
+              ref.scalar_type(), " (the input's), got ", t.scalar_type());
+  TORCH_CHECK(t.device() == ref.device(), op, ": ", name, ": expected device ", ref.device(),
+              " (the input's), got ", t.device());
+}
+
+inline void check_shape(const char* op, const char* name, const Tensor& t,
+                        at::IntArrayRef expected) {
+  TORCH_CHECK(t.sizes() == expected, op, ": ", name, ": expected shape ", expected, ", got ",
+              t.sizes());
+}
+
+// The geometry of one call, checked against every argument.
+struct Shape {
+  int64_t T, B, N, I, H;
+};
+
+// hx_name: the argument holding the [B, H] state (hx, or grad_h_n in backward).
+inline Shape check_inputs(const char* op, int gates, const Tensor& input, const Tensor& hx,
+                          const char* hx_name, const Tensor& w_ih, const Tensor& w_hh,
+                          const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
+                          const optional<Tensor>& batch_sizes) {
+  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
+              ": input: expected dtype float32 or float64, got ", input.scalar_type());
+  Shape s;
+  TORCH_CHECK(w_hh.dim() == 2, op, ": w_hh: expected 2 dimensions, got ", w_hh.dim());
+  s.H = w_hh.size(1);
+  TORCH_CHECK(w_ih.dim() == 2, op, ": w_ih: expected 2 dimensions, got ", w_ih.dim());
+  s.I = w_ih.size(1);
+  TORCH_CHECK(hx.dim() == 2, op, ": ", hx_name, ": expected 2 dimensions [batch, hidden], got ",
+              hx.dim());
+  s.B = hx.size(0);
+  if (batch_sizes.has_value()) {
+    const Tensor& bs = *batch_sizes;
+    TORCH_CHECK(input.dim() == 2, op, ": input: expected 2 dimensions [rows, input_size] with batch_sizes, got ", input.dim());
+    TORCH_CHECK(bs.dim() == 1 && bs.scalar_type() == at::kLong && bs.device().is_cpu(), op,
+                ": batch_sizes: expected a 1-D int64 CPU tensor, got ", bs.dim(), "-D ",
+                bs.scalar_type(), " on ", bs.device());
+    s.T = bs.size(0);
+    s.N = input.size(0);
+    TORCH_CHECK(s.T > 0, "Expected sequence length to be larger than 0 in RNN");
+    const Tensor bsc = bs.contiguous();
+    const int64_t* b = bsc.const_data_ptr<int64_t>();
+    TORCH_CHECK(b[0] == s.B, op, ": batch_sizes[0] = ", b[0], " must equal ", hx_name,
+                "'s batch ", s.B);
+    int64_t total = 0;
+    for (int64_t t = 0; t < s.T; ++t) {
+      TORCH_CHECK(b[t] > 0 && (t == 0 || b[t] <= b[t - 1]), op,
+                  ": batch_sizes: expected positive, non-increasing values, got ", bs);
+      total += b[t];
+    }
+    TORCH_CHECK(total == s.N, op, ": batch_sizes sum to ", total, " but input has ", s.N, " rows");
+  } else {
+    TORCH_CHECK(input.dim() == 3, op, ": input: expected 3 dimensions [seq_len, batch, input_size], got ", input.dim());
+    s.T = input.size(0);
+    TORCH_CHECK(s.T > 0, "Expected sequence length to be larger than 0 in RNN");
+    TORCH_CHECK(input.size(1) == s.B, op, ": ", hx_name, ": expected batch ", input.size(1),
+                " (the input's), got ", s.B);
+    s.N = s.T * s.B;
+  }
+  TORCH_CHECK(input.size(-1) == s.I, op, ": input: expected input_size ", s.I,
+              " (w_ih's), got ", input.size(-1));
+  check_shape(op, hx_name, hx, {s.B, s.H});
+  check_shape(op, "w_ih", w_ih, {gates * s.H, s.I});
+  check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
+  check_same(op, hx_name, hx, input);
+  check_same(op, "w_ih", w_ih, input);
+  check_same(op, "w_hh", w_hh, input);
+  for (const auto& [name, b] : {std::pair{"b_ih", b_ih}, std::pair{"b_hh", b_hh}}) {
+    if (!b.has_value()) continue;
+    check_shape(op, name, *b, {gates * s.H});
+    check_same(op, name, *b, input);
+  }
+  return s;
+}
+
+inline std::vector<int64_t> output_shape(const Tensor& input, int64_t H) {
+  std::vector<int64_t> shape = input.sizes().vec();
+  shape.back() = H;
+  return shape;
+}
+
+// The backward's gradients have the forward's output shapes.
+inline void check_grads(const char* op, const Tensor& grad_output, const Tensor& input,
+                        const Shape& s, const Tensor& ws, int saved) {
+  check_shape(op, "grad_output", grad_output, output_shape(input, s.H));
+  check_same(op, "grad_output", grad_output, input);
+  TORCH_CHECK(ws.numel() > 0 || s.N == 0, op,
+              ": workspace is empty: the forward ran with training=False");
+  check_shape(op, "workspace", ws, {saved, s.N, s.H});
+}
+
+inline optional<Tensor> contiguous(const optional<Tensor>& t) {
+  return t.has_value() ? optional<Tensor>(t->contiguous()) : c10::nullopt;
+}
+
+inline Tensor undefined_if_empty(const optional<Tensor>& t) {
+  return t.has_value() ? *t : Tensor();
+}
+
+}  // namespace detail
+
+template <class Backend>
+struct RNNOps {
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(
+      const char* op, const Tensor& input, const Tensor& hx, const Tensor& cx,
+      const Tensor& w_ih, const Tensor& w_hh, const optional<Tensor>& b_ih,
+      const optional<Tensor>& b_hh, const optional<Tensor>& batch_sizes, bool reverse,
+      bool relu, bool training) {
+    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, b_ih,
+                                        b_hh, batch_sizes);
+    if (cx.defined()) {
+      detail::check_shape(op, "cx", cx, {s.B, s.H});
+      detail::check_same(op, "cx", cx, input);
+    }
+    const auto steps = make_schedule(detail::undefined_if_empty(batch_sizes), s.T, s.B, reverse);
+    const Tensor x = input.reshape({s.N, s.I}).contiguous();
+    Tensor out, h_n, c_n, ws;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
+      std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
+          steps, x, hx, cx, w_ih.contiguous(), w_hh.contiguous(), detail::contiguous(b_ih),
+          detail::contiguous(b_hh), relu, training);
+    });
+    return {out.view(detail::output_shape(input, s.H)), h_n, c_n, ws};
+  }
+
+  template <class Cell>
+  static std::vector<Tensor> backward(
+      const char* op, const Tensor& grad_output, const Tensor& grad_h_n,
+      const Tensor& grad_c_n, const Tensor& input, const Tensor& w_ih, const Tensor& w_hh,
+      const optional<Tensor>& batch_sizes, bool reverse, bool relu, const Tensor& workspace) {
+    const auto s = detail::check_inputs(op, Cell::kGates, input, grad_h_n, "grad_h_n", w_ih, w_hh,
+                                        c10::nullopt, c10::nullopt, batch_sizes);
+    detail::check_grads(op, grad_output, input, s, workspace, Cell::kSaved);
+    if (grad_c_n.defined()) {
+      detail::check_shape(op, "grad_c_n", grad_c_n, {s.B, s.H});
+      detail::check_same(op, "grad_c_n", grad_c_n, input);
+    }
+    const auto steps = make_schedule(detail::undefined_if_empty(batch_sizes), s.T, s.B, reverse);
+    const Tensor x = input.reshape({s.N, s.I}).contiguous();
+    std::vector<Tensor> grads;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
+      grads = Recurrence<Cell, Backend, scalar_t>::backward(
+          steps, grad_output.reshape({s.N, s.H}).contiguous(), grad_h_n, grad_c_n, x,
+          w_ih.contiguous(), w_hh.contiguous(), workspace.contiguous(), relu);
+    });
+    grads[0] = grads[0].view(input.sizes());
+    return grads;
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor> rnn_forward(
+      const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
+      const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
+      const optional<Tensor>& batch_sizes, bool reverse, bool relu, bool training) {
+    auto [out, h_n, c_n, ws] = forward<RNNCell>("fastrnn.rnn_forward", input, hx, Tensor(), w_ih,
+                                                w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training);
+    return {out, h_n, ws};
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rnn_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& w_ih,
+      const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse, bool relu,
+      const Tensor& workspace) {
+    auto g = backward<RNNCell>("fastrnn.rnn_backward", grad_output, grad_h_n, Tensor(), input,
+                               w_ih, w_hh, batch_sizes, reverse, relu, workspace);
+    return {g[0], g[1], g[3], g[4], g[5]};
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(
+      const Tensor& input, const Tensor& hx, const Tensor& cx, const Tensor& w_ih,
+      const Tensor& w_hh, const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
+      const optional<Tensor>& batch_sizes, bool reverse, bool training) {
+    TORCH_CHECK(cx.defined(), "fastrnn.lstm_forward: cx: expected a tensor");
+    return forward<LSTMCell>("fastrnn.lstm_forward", input, hx, cx, w_ih, w_hh, b_ih, b_hh,
+                             batch_sizes, reverse, false, training);
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
+      const Tensor& input, const Tensor& w_ih, const Tensor& w_hh,
+      const optional<Tensor>& batch_sizes, bool reverse, const Tensor& workspace) {
+    TORCH_CHECK(grad_c_n.defined(), "fastrnn.lstm_backward: grad_c_n: expected a tensor");
+    auto g = backward<LSTMCell>("fastrnn.lstm_backward", grad_output, grad_h_n, grad_c_n, input,
+                                w_ih, w_hh, batch_sizes, reverse, false, workspace);
+    return {g[0], g[1], g[2], g[3], g[4], g[5]};
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor> gru_forward(
+      const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
+      const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
+      const optional<Tensor>& batch_sizes, bool reverse, bool training) {
+    auto [out, h_n, c_n, ws] = forward<GRUCell>("fastrnn.gru_forward", input, hx, Tensor(), w_ih,
+                                                w_hh, b_ih, b_hh, batch_sizes, reverse, false, training);
+    return {out, h_n, ws};
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> gru_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& w_ih,
+      const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse,
+      const Tensor& workspace) {
+    auto g = backward<GRUCell>("fastrnn.gru_backward", grad_output, grad_h_n, Tensor(), input,
+                               w_ih, w_hh, batch_sizes, reverse, false, workspace);
+    return {g[0], g[1], g[3], g[4], g[5], g[6]};
+  }
+};
+
+}  // namespace fastrnn

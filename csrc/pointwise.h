@@ -1,0 +1,198 @@
+#pragma once
+// The fused pointwise pass of one time step, per cell: for ONE (batch row b,
+// hidden unit j) element, load what the cell math needs from the step's
+// buffers, call the math of csrc/cells/, and store the results. Host and device
+// code share these functions: the CPU backend calls them in a parallel loop and
+// a CUDA backend would call them from a kernel.
+//
+// Layouts (row-major; G = number of gates, H = hidden size, B = batch, N = total
+// rows over all time steps, K = Cell::kSaved workspace planes):
+//   x_proj   [N, G*H]  W_ih x + folded biases, all steps (this step's rows used)
+//   h_proj   [B, G*H]  W_hh h_prev for this step (no bias)
+//   h, c     [B, H]    recurrent state, updated in place for rows b < batch of the step
+//   out      [N, H]    hidden output of every step
+//   ws       [K, N, H] workspace saved for backward; plane K-1 holds h_prev
+//   dgates_x [N, G*H]  d loss / d x_proj (input side of the gates)
+//   dgates_h [N, G*H]  d loss / d h_proj (hidden side); aliases dgates_x except for GRU
+
+#include <ATen/OpMathType.h>
+#include <c10/macros/Macros.h>
+
+#include "cells/gru.h"
+#include "cells/lstm.h"
+#include "cells/rnn.h"
+
+namespace fastrnn {
+
+// Buffers of one forward step. Row pointers already point at the step's first row.
+template <typename scalar_t>
+struct ForwardStep {
+  const scalar_t* x_proj;  // [bs, G*H]
+  const scalar_t* h_proj;  // [bs, G*H]
+  const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate), or nullptr
+  scalar_t* h;             // [B, H] state, rows < bs updated in place
+  scalar_t* c;             // [B, H] LSTM cell state, else nullptr
+  scalar_t* out;           // [bs, H]
+  scalar_t* ws;            // [K, N, H] at the step's first row, or nullptr when not training
+  int64_t plane;           // N * H, the stride between workspace planes
+  int64_t H;
+  bool relu;               // RNN: relu instead of tanh
+};
+
+// Buffers of one backward step.
+template <typename scalar_t>
+struct BackwardStep {
+  const scalar_t* grad_out;  // [bs, H]
+  scalar_t* dh;              // [B, H] gradient into the hidden state, in place
+  scalar_t* dc;              // [B, H] gradient into the LSTM cell state, in place
+  const scalar_t* ws;        // [K, N, H] at the step's first row
+  scalar_t* dgates_x;        // [bs, G*H]
+  scalar_t* dgates_h;        // [bs, G*H]
+  int64_t plane;
+  int64_t H;
+  bool relu;
+};
+
+// Each cell: kGates gates; kSaved workspace planes (the last one is h_prev);
+// kDirectDh: backward writes a part of d h_prev that does not go through W_hh,
+// so the recurrent gradient GEMM accumulates onto it (beta = 1).
+struct RNNCell {
+  static constexpr int kGates = 1;
+  static constexpr int kSaved = 2;  // h, h_prev
+  static constexpr bool kDirectDh = false;
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t e = b * s.H + j;
+    const acc_t pre = acc_t(s.x_proj[b * s.H + j]) + acc_t(s.h_proj[b * s.H + j]);
+    const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, s.relu));
+    if (s.ws != nullptr) {
+      s.ws[e] = h;
+      s.ws[s.plane + e] = s.h[e];
+    }
+    s.h[e] = h;
+    s.out[e] = h;
+  }
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t e = b * s.H + j;
+    const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
+    s.dgates_x[e] = scalar_t(cells::rnn_backward<acc_t>(dh, acc_t(s.ws[e]), s.relu));
+  }
+};
+
+struct LSTMCell {
+  static constexpr int kGates = 4;
+  static constexpr int kSaved = 7;  // i, f, g, o, c, c_prev, h_prev
+  static constexpr bool kDirectDh = false;
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 4 * H + j;  // gate i of this element; f, g, o follow at +H
+    const auto a = cells::lstm_forward<acc_t>(
+        acc_t(s.x_proj[g]) + acc_t(s.h_proj[g]),
+        acc_t(s.x_proj[g + H]) + acc_t(s.h_proj[g + H]),
+        acc_t(s.x_proj[g + 2 * H]) + acc_t(s.h_proj[g + 2 * H]),
+        acc_t(s.x_proj[g + 3 * H]) + acc_t(s.h_proj[g + 3 * H]),
+        acc_t(s.c[e]));
+    if (s.ws != nullptr) {
+      const int64_t p = s.plane;
+      s.ws[e] = scalar_t(a.i);
+      s.ws[p + e] = scalar_t(a.f);
+      s.ws[2 * p + e] = scalar_t(a.g);
+      s.ws[3 * p + e] = scalar_t(a.o);
+      s.ws[4 * p + e] = scalar_t(a.c);
+      s.ws[5 * p + e] = s.c[e];
+      s.ws[6 * p + e] = s.h[e];
+    }
+    s.c[e] = scalar_t(a.c);
+    s.h[e] = scalar_t(a.h);
+    s.out[e] = scalar_t(a.h);
+  }
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t p = s.plane;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 4 * H + j;
+    const auto d = cells::lstm_backward<acc_t>(
+        acc_t(s.dh[e]) + acc_t(s.grad_out[e]), acc_t(s.dc[e]),
+        acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
+        acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]), acc_t(s.ws[5 * p + e]));
+    s.dgates_x[g] = scalar_t(d.pre_i);
+    s.dgates_x[g + H] = scalar_t(d.pre_f);
+    s.dgates_x[g + 2 * H] = scalar_t(d.pre_g);
+    s.dgates_x[g + 3 * H] = scalar_t(d.pre_o);
+    s.dc[e] = scalar_t(d.c_prev);
+  }
+};
+
+struct GRUCell {
+  static constexpr int kGates = 3;
+  static constexpr int kSaved = 5;  // r, z, n, h_n (= W_hn h_prev + b_hn), h_prev
+  static constexpr bool kDirectDh = true;
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 3 * H + j;  // gate r of this element; z, n follow at +H
+    const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + (s.b_hn != nullptr ? acc_t(s.b_hn[j]) : acc_t(0));
+    const auto a = cells::gru_forward<acc_t>(
+        acc_t(s.x_proj[g]), acc_t(s.x_proj[g + H]), acc_t(s.x_proj[g + 2 * H]),
+        acc_t(s.h_proj[g]), acc_t(s.h_proj[g + H]), h_n, acc_t(s.h[e]));
+    if (s.ws != nullptr) {
+      const int64_t p = s.plane;
+      s.ws[e] = scalar_t(a.r);
+      s.ws[p + e] = scalar_t(a.z);
+      s.ws[2 * p + e] = scalar_t(a.n);
+      s.ws[3 * p + e] = scalar_t(h_n);
+      s.ws[4 * p + e] = s.h[e];
+    }
+    s.h[e] = scalar_t(a.h);
+    s.out[e] = scalar_t(a.h);
+  }
+
+  template <typename scalar_t>
+  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t p = s.plane;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 3 * H + j;
+    const auto d = cells::gru_backward<acc_t>(
+        acc_t(s.dh[e]) + acc_t(s.grad_out[e]), acc_t(s.ws[e]), acc_t(s.ws[p + e]),
+        acc_t(s.ws[2 * p + e]), acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]));
+    s.dgates_x[g] = scalar_t(d.pre_r);
+    s.dgates_x[g + H] = scalar_t(d.pre_z);
+    s.dgates_x[g + 2 * H] = scalar_t(d.x_n);
+    s.dgates_h[g] = scalar_t(d.pre_r);
+    s.dgates_h[g + H] = scalar_t(d.pre_z);
+    s.dgates_h[g + 2 * H] = scalar_t(d.h_n);
+    s.dh[e] = scalar_t(d.h_prev);
+  }
+};
+
+// Functors the backends launch over (b, j) in [0, bs) x [0, H).
+template <class Cell, typename scalar_t>
+struct ForwardFn {
+  ForwardStep<scalar_t> step;
+  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const { Cell::forward(step, b, j); }
+};
+
+template <class Cell, typename scalar_t>
+struct BackwardFn {
+  BackwardStep<scalar_t> step;
+  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const { Cell::backward(step, b, j); }
+};
+
+}  // namespace fastrnn

@@ -1,0 +1,148 @@
+#pragma once
+// The recurrence driver of one layer in one direction, written once for every
+// cell and every backend. Backend supplies the two things that differ between
+// devices: a row-major GEMM on raw pointers and a launch of the pointwise pass
+// over (b, j) in [0, rows) x [0, H). Everything outside the time loop uses ATen
+// ops, which run on any device.
+//
+// Sequences are packed, as in torch.nn.utils.rnn.PackedSequence: time step t
+// owns rows [offset_t, offset_t + batch_t) of the [N, ...] buffers, and
+// batch_t never grows with t, so the sequences alive at step t are rows
+// 0..batch_t-1 of the [B, H] state. A padded [T, B, I] input is the special
+// case batch_t = B. The state rows of finished sequences are simply not
+// touched again, so h_n holds each sequence's state after its own last step;
+// in reverse, a sequence's rows keep h0 until its last element is reached.
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "pointwise.h"
+
+namespace fastrnn {
+
+struct Step {
+  int64_t offset;  // first row of this time step in the packed [N, ...] buffers
+  int64_t batch;   // number of sequences alive at this step
+};
+
+// The steps in the order the forward pass runs them (reversed for reverse).
+// batch_sizes: undefined for a padded input of T steps of B rows, otherwise
+// the packed sequence's int64 CPU batch sizes.
+std::vector<Step> make_schedule(const at::Tensor& batch_sizes, int64_t T, int64_t B, bool reverse);
+
+template <class Cell, class Backend, typename scalar_t>
+struct Recurrence {
+  static constexpr int G = Cell::kGates;
+  static constexpr int K = Cell::kSaved;
+
+  // Input projection of all steps at once, with every bias that can be folded
+  // into it: b_ih, and b_hh except GRU's b_hn, which the reset gate scales.
+  static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih,
+                                     const c10::optional<at::Tensor>& b_ih,
+                                     const c10::optional<at::Tensor>& b_hh) {
+    const int64_t H = w_ih.size(0) / G;
+    c10::optional<at::Tensor> bias;
+    if (b_ih.has_value()) bias = b_ih->clone();
+    if (b_hh.has_value()) {
+      const int64_t folded = std::is_same_v<Cell, GRUCell> ? 2 * H : G * H;
+      if (!bias.has_value()) bias = at::zeros({G * H}, w_ih.options());
+      bias->narrow(0, 0, folded).add_(b_hh->narrow(0, 0, folded));
+    }
+    return bias.has_value() ? at::addmm(*bias, x, w_ih.t()) : at::mm(x, w_ih.t());
+  }
+
+  // x: [N, I]; h0, c0: [B, H] (c0 undefined unless LSTM).
+  // Returns output [N, H], h_n [B, H], c_n [B, H] (undefined unless LSTM) and
+  // the workspace [K, N, H] (empty when not training).
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
+      const std::vector<Step>& steps, const at::Tensor& x, const at::Tensor& h0,
+      const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+      const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
+      bool relu, bool training) {
+    const int64_t N = x.size(0);
+    const int64_t H = w_hh.size(1);
+    const int64_t B = h0.size(0);
+
+    const at::Tensor x_proj = input_projection(x, w_ih, b_ih, b_hh);  // [N, G*H]
+    at::Tensor b_hn;                                                   // [H], GRU only
+    if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) {
+      b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
+    }
+    at::Tensor h = h0.clone(at::MemoryFormat::Contiguous);             // [B, H] becomes h_n
+    at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
+    at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
+    at::Tensor ws = at::empty({training ? K : 0, N, H}, x.options());  // [K, N, H]
+    at::Tensor h_proj = at::empty({B, G * H}, x.options());            // [B, G*H]
+
+    ForwardStep<scalar_t> s;
+    s.b_hn = b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr;
+    s.h = h.mutable_data_ptr<scalar_t>();
+    s.c = c.defined() ? c.mutable_data_ptr<scalar_t>() : nullptr;
+    s.h_proj = h_proj.const_data_ptr<scalar_t>();
+    s.plane = N * H;
+    s.H = H;
+    s.relu = relu;
+    const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
+    for (const Step& step : steps) {
+      if (step.batch == 0) continue;
+      // h_proj[0:batch] = h[0:batch] W_hh^T
+      Backend::gemm(false, true, step.batch, G * H, H, scalar_t(1), s.h, H, w_hh_p, H,
+                    scalar_t(0), h_proj.mutable_data_ptr<scalar_t>(), G * H);
+      s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
+      s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
+      s.ws = training ? ws.mutable_data_ptr<scalar_t>() + step.offset * H : nullptr;
+      Backend::pointwise(step.batch, H, ForwardFn<Cell, scalar_t>{s});
+    }
+    return {out, h, c, ws};
+  }
+
+  // grad_out: [N, H]; grad_h_n, grad_c_n: [B, H] (grad_c_n undefined unless LSTM).
+  // Returns grad_x [N, I], grad_h0 [B, H], grad_c0 [B, H], grad_w_ih, grad_w_hh,
+  // grad_b_ih [G*H], grad_b_hh [G*H].
+  static std::vector<at::Tensor> backward(
+      const std::vector<Step>& steps, const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+      const at::Tensor& grad_c_n, const at::Tensor& x, const at::Tensor& w_ih,
+      const at::Tensor& w_hh, const at::Tensor& ws, bool relu) {
+    const int64_t N = x.size(0);
+    const int64_t H = w_hh.size(1);
+
+    at::Tensor dh = grad_h_n.clone(at::MemoryFormat::Contiguous);  // [B, H] becomes grad_h0
+    at::Tensor dc = grad_c_n.defined() ? grad_c_n.clone(at::MemoryFormat::Contiguous)
+                                       : grad_c_n;                    // [B, H]
+    at::Tensor dgates_x = at::empty({N, G * H}, x.options());         // [N, G*H]
+    at::Tensor dgates_h = Cell::kDirectDh ? at::empty({N, G * H}, x.options())
+                                          : dgates_x;                 // [N, G*H]
+
+    BackwardStep<scalar_t> s;
+    s.dh = dh.mutable_data_ptr<scalar_t>();
+    s.dc = dc.defined() ? dc.mutable_data_ptr<scalar_t>() : nullptr;
+    s.plane = N * H;
+    s.H = H;
+    s.relu = relu;
+    const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+      const Step& step = *it;
+      if (step.batch == 0) continue;
+      s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
+      s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
+      s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
+      s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
+      Backend::pointwise(step.batch, H, BackwardFn<Cell, scalar_t>{s});
+      // dh[0:batch] (+)= dgates_h[step rows] W_hh
+      Backend::gemm(false, false, step.batch, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p,
+                    H, scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
+    }
+
+    const at::Tensor h_prev = ws.select(0, K - 1);  // [N, H]
+    return {at::mm(dgates_x, w_ih),                 // grad_x     [N, I]
+            dh,                                     // grad_h0    [B, H]
+            dc,                                     // grad_c0    [B, H]
+            at::mm(dgates_x.t(), x),                // grad_w_ih  [G*H, I]
+            at::mm(dgates_h.t(), h_prev),           // grad_w_hh  [G*H, H]
+            dgates_x.sum(0),                        // grad_b_ih  [G*H]
+            dgates_h.sum(0)};                       // grad_b_hh  [G*H]
+  }
+};
+
+}  // namespace fastrnn

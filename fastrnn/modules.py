@@ -1,0 +1,152 @@
+"""fastrnn.RNN, fastrnn.LSTM and fastrnn.GRU: torch.nn's constructors,
+parameters, forward signatures and outputs, computed by fastrnn's fused ops.
+
+They subclass torch.nn.RNNBase, as torch.nn's own classes do, so parameter
+names, shapes, initialisation, state_dict and repr are torch.nn's. They are
+not instances of torch.nn.RNN / LSTM / GRU: torch.compile refuses to trace
+those, and traces these.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from . import ops
+
+__all__ = ["RNN", "LSTM", "GRU"]
+
+_CELLS = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
+class _FastRNNBase(nn.RNNBase):
+    def __init__(self, mode, *args, **kwargs):
+        super().__init__(mode, *args, **kwargs)
+        if self.bidirectional:
+            raise NotImplementedError("fastrnn: bidirectional=True is not supported yet")
+        if self.proj_size > 0:
+            raise NotImplementedError("fastrnn: proj_size > 0 is not supported yet")
+
+    def _layer_weights(self, layer):
+        names = self._all_weights[layer]
+        w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
+        if self.bias:
+            return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
+        return w_ih, w_hh, None, None
+
+    def _check_state(self, name, state, input):
+        if state.dtype != input.dtype:
+            raise ValueError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")
+        if state.device != input.device:
+            raise ValueError(f"{name} is on {state.device} but input is on {input.device}")
+
+    def _run(self, input, hx, cx):
+        """input: [T, B, I] (batch_first already undone); hx, cx: [L, B, H]."""
+        if input.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
+        cell = _CELLS[self.mode]
+        relu = self.mode == "RNN_RELU"
+        h_n, c_n = [], []
+        output = input
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                output = F.dropout(output, self.dropout, training=True)
+            output, h, c = ops.layer(cell, output, hx[layer], None if cx is None else cx[layer],
+                                     *self._layer_weights(layer), relu=relu)
+            h_n.append(h)
+            c_n.append(c)
+        return output, torch.stack(h_n), None if cx is None else torch.stack(c_n)
+
+    def _forward(self, input, hx):
+        if isinstance(input, PackedSequence):
+            raise NotImplementedError("fastrnn: PackedSequence input is not supported yet")
+        is_lstm = self.mode == "LSTM"
+        name = "LSTM" if is_lstm else "RNN"
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+        is_batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not is_batched:
+            input = input.unsqueeze(batch_dim)
+        batch = input.size(batch_dim)
+        if hx is None:
+            zeros = torch.zeros(self.num_layers, batch, self.hidden_size, dtype=input.dtype,
+                                device=input.device)
+            hx = (zeros, zeros) if is_lstm else zeros
+        else:
+            states = hx if is_lstm else (hx,)
+            want = 3 if is_batched else 2
+            if any(s.dim() != want for s in states):
+                dims = ", ".join(f"{s.dim()}-D" for s in states)
+                what = "hx and cx" if is_lstm else "hx"
+                kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                raise RuntimeError(f"For {kind} input, {what} should also be {want}-D but got ({dims}) tensor")
+            if not is_batched:
+                states = tuple(s.unsqueeze(1) for s in states)
+            hx = states if is_lstm else states[0]
+        self.check_forward_args(input, hx, None)
+        h0, c0 = hx if is_lstm else (hx, None)
+        self._check_state("hx[0]" if is_lstm else "hx", h0, input)
+        if is_lstm:
+            self._check_state("hx[1]", c0, input)
+
+        if self.batch_first:
+            input = input.transpose(0, 1)
+        output, h_n, c_n = self._run(input, h0, c0)
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        if not is_batched:
+            output = output.squeeze(batch_dim)
+            h_n = h_n.squeeze(1)
+            c_n = None if c_n is None else c_n.squeeze(1)
+        return output, ((h_n, c_n) if is_lstm else h_n)
+
+
+class RNN(_FastRNNBase):
+    """Drop-in torch.nn.RNN (tanh or relu) on fastrnn's fused kernels."""
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if len(args) > 3:
+            self.nonlinearity = args[3]
+            args = args[:3] + args[4:]
+        else:
+            self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
+        if self.nonlinearity == "tanh":
+            mode = "RNN_TANH"
+        elif self.nonlinearity == "relu":
+            mode = "RNN_RELU"
+        else:
+            raise ValueError(
+                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__(mode, *args, **kwargs)
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx)
+
+
+class LSTM(_FastRNNBase):
+    """Drop-in torch.nn.LSTM on fastrnn's fused kernels."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__("LSTM", *args, **kwargs)
+
+    # torch.nn.LSTM's: the cell state has hidden_size features (proj_size aside).
+    get_expected_cell_size = nn.LSTM.get_expected_cell_size
+    check_forward_args = nn.LSTM.check_forward_args
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx)
+
+
+class GRU(_FastRNNBase):
+    """Drop-in torch.nn.GRU on fastrnn's fused kernels."""
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx)

@@ -1,0 +1,167 @@
+"""fastrnn's ops in Python: fake (meta) implementations, autograd, and `layer`,
+the one entry point the modules call.
+
+Every op runs one layer in one direction (see csrc/ops.cpp for the schemas).
+The forward ops return a workspace with what the backward op needs; it is
+empty unless `training` is true.
+"""
+
+import torch
+
+from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
+
+__all__ = ["GATES", "SAVED", "layer"]
+
+# gates per cell, and workspace planes the forward saves for backward
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+SAVED = {"rnn": 2, "lstm": 7, "gru": 5}
+
+
+def _rows(input):
+    return input.shape[0] if input.dim() == 2 else input.shape[0] * input.shape[1]
+
+
+def _fake_forward(cell, input, hx, w_hh, training):
+    hidden = w_hh.shape[1]
+    output = input.new_empty((*input.shape[:-1], hidden))
+    workspace = input.new_empty((SAVED[cell] if training else 0, _rows(input), hidden))
+    return output, hx.new_empty(hx.shape), workspace
+
+
+@torch.library.register_fake("fastrnn::rnn_forward")
+def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training):
+    return _fake_forward("rnn", input, hx, w_hh, training)
+
+
+@torch.library.register_fake("fastrnn::gru_forward")
+def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
+    return _fake_forward("gru", input, hx, w_hh, training)
+
+
+@torch.library.register_fake("fastrnn::lstm_forward")
+def _(input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
+    output, h_n, workspace = _fake_forward("lstm", input, hx, w_hh, training)
+    return output, h_n, cx.new_empty(cx.shape), workspace
+
+
+def _fake_param_grads(w_ih, w_hh):
+    return w_ih.new_empty(w_ih.shape), w_hh.new_empty(w_hh.shape), w_hh.new_empty(w_hh.shape[0])
+
+
+@torch.library.register_fake("fastrnn::rnn_backward")
+def _(grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, reverse, relu, workspace):
+    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
+            *_fake_param_grads(w_ih, w_hh))
+
+
+@torch.library.register_fake("fastrnn::gru_backward")
+def _(grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, reverse, workspace):
+    grad_w_ih, grad_w_hh, grad_b_ih = _fake_param_grads(w_ih, w_hh)
+    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
+            grad_w_ih, grad_w_hh, grad_b_ih, grad_b_ih.new_empty(grad_b_ih.shape))
+
+
+@torch.library.register_fake("fastrnn::lstm_backward")
+def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, batch_sizes, reverse, workspace):
+    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
+            grad_c_n.new_empty(grad_c_n.shape), *_fake_param_grads(w_ih, w_hh))
+
+
+# Autograd. setup_context keeps what the backward op takes; the workspace is an
+# output of the forward, saved rather than recomputed.
+
+def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace):
+    ctx.save_for_backward(input, w_ih, w_hh, batch_sizes, workspace)
+    ctx.state_shape = hx.shape
+    ctx.reverse = reverse
+    ctx.has_bias = b_ih is not None
+
+
+def _grads_in(ctx, grad_output, grad_h_n):
+    """The saved tensors, with zeros for outputs that got no gradient."""
+    input, w_ih, w_hh, batch_sizes, workspace = ctx.saved_tensors
+    if grad_output is None:
+        grad_output = input.new_zeros((*input.shape[:-1], w_hh.shape[1]))
+    if grad_h_n is None:
+        grad_h_n = input.new_zeros(ctx.state_shape)
+    return grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace
+
+
+def _bias(ctx, grad_b_ih, grad_b_hh):
+    return (grad_b_ih, grad_b_hh) if ctx.has_bias else (None, None)
+
+
+def _rnn_setup(ctx, inputs, output):
+    input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training = inputs
+    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[2])
+    ctx.relu = relu
+
+
+def _rnn_backward(ctx, grad_output, grad_h_n, _grad_workspace):
+    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
+        ctx, grad_output, grad_h_n)
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = torch.ops.fastrnn.rnn_backward(
+        grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, ctx.relu, workspace)
+    return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b, grad_b.clone()),
+            None, None, None, None)
+
+
+def _gru_setup(ctx, inputs, output):
+    input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training = inputs
+    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[2])
+
+
+def _gru_backward(ctx, grad_output, grad_h_n, _grad_workspace):
+    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
+        ctx, grad_output, grad_h_n)
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = (
+        torch.ops.fastrnn.gru_backward(
+            grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, workspace))
+    return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b_ih, grad_b_hh),
+            None, None, None)
+
+
+def _lstm_setup(ctx, inputs, output):
+    input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training = inputs
+    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[3])
+
+
+def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
+    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
+        ctx, grad_output, grad_h_n)
+    if grad_c_n is None:
+        grad_c_n = torch.zeros_like(grad_h_n)
+    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b = torch.ops.fastrnn.lstm_backward(
+        grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, workspace)
+    return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh,
+            *_bias(ctx, grad_b, grad_b.clone()), None, None, None)
+
+
+torch.library.register_autograd("fastrnn::rnn_forward", _rnn_backward, setup_context=_rnn_setup)
+torch.library.register_autograd("fastrnn::gru_forward", _gru_backward, setup_context=_gru_setup)
+torch.library.register_autograd("fastrnn::lstm_forward", _lstm_backward, setup_context=_lstm_setup)
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
+          reverse=False, relu=False):
+    """Run one layer in one direction through fastrnn's fused op for `cell`.
+
+    input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx, cx: [B, H]
+    (cx only for "lstm"). Returns (output, h_n, c_n), c_n None unless "lstm".
+    """
+    training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh)
+    if cell == "lstm":
+        output, h_n, c_n, _ = torch.ops.fastrnn.lstm_forward(
+            input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training)
+        return output, h_n, c_n
+    if cell == "gru":
+        output, h_n, _ = torch.ops.fastrnn.gru_forward(
+            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training)
+    else:
+        output, h_n, _ = torch.ops.fastrnn.rnn_forward(
+            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training)
+    return output, h_n, None

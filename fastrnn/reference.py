@@ -1,0 +1,66 @@
+"""Pure-PyTorch reference of each recurrence: one layer, one direction, a
+Python loop over time steps. Slow and short on purpose: the second oracle of
+the tests (besides torch.nn), with the same arguments as fastrnn.ops.layer.
+"""
+
+import torch
+
+__all__ = ["rnn_cell", "lstm_cell", "gru_cell", "layer"]
+
+
+def rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh, relu=False):
+    pre = x @ w_ih.t() + h @ w_hh.t()
+    if b_ih is not None:
+        pre = pre + b_ih + b_hh
+    return torch.relu(pre) if relu else torch.tanh(pre)
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    gates = x @ w_ih.t() + h @ w_hh.t()
+    if b_ih is not None:
+        gates = gates + b_ih + b_hh
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
+    x_r, x_z, x_n = (x @ w_ih.t() + (0 if b_ih is None else b_ih)).chunk(3, dim=-1)
+    h_r, h_z, h_n = (h @ w_hh.t() + (0 if b_hh is None else b_hh)).chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h
+
+
+def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
+          reverse=False, relu=False):
+    """input: [T, B, I], or [N, I] packed with batch_sizes [T]. Returns
+    (output, h_n, c_n) as fastrnn.ops.layer does."""
+    if batch_sizes is None:
+        batch_sizes = torch.full((input.shape[0],), input.shape[1], dtype=torch.long)
+        padded_shape = input.shape
+        input = input.reshape(-1, input.shape[-1])
+    else:
+        padded_shape = None
+    sizes = batch_sizes.tolist()
+    offsets = [sum(sizes[:t]) for t in range(len(sizes))]
+    steps = list(zip(offsets, sizes))
+    h, c = hx, cx
+    outputs = [None] * len(steps)
+    for t in reversed(range(len(steps))) if reverse else range(len(steps)):
+        offset, batch = steps[t]
+        x = input[offset:offset + batch]
+        if cell == "lstm":
+            h_new, c_new = lstm_cell(x, h[:batch], c[:batch], w_ih, w_hh, b_ih, b_hh)
+            c = torch.cat([c_new, c[batch:]])
+        elif cell == "gru":
+            h_new = gru_cell(x, h[:batch], w_ih, w_hh, b_ih, b_hh)
+        else:
+            h_new = rnn_cell(x, h[:batch], w_ih, w_hh, b_ih, b_hh, relu)
+        h = torch.cat([h_new, h[batch:]])
+        outputs[t] = h_new
+    output = torch.cat(outputs)
+    if padded_shape is not None:
+        output = output.view(*padded_shape[:-1], -1)
+    return output, h, c if cell == "lstm" else None

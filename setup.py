@@ -1,0 +1,68 @@
+"""Build fastrnn's C++ extension against the torch that is already installed.
+
+Always build with --no-build-isolation (`pip install --no-build-isolation .`):
+an isolated build environment would install a second torch, and an extension
+built against it breaks the ABI of the torch you run.
+
+Switches (environment variables), printed when the build starts:
+  FASTRNN_CUDA=0|1   build the CUDA backend (default 0: the CUDA backend is not written yet)
+  MAX_JOBS=N         parallel compile jobs (ninja)
+  FASTRNN_DEBUG=1    -O0 -g instead of -O3
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+try:
+    import torch  # noqa: F401
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
+except ImportError:
+    sys.exit(
+        "fastrnn: torch is not installed in this environment, or the build runs in an "
+        "isolated environment without it.\n"
+        "Install torch first (pip install torch==2.13.0), then build with\n"
+        "    pip install --no-build-isolation .\n"
+        "(an isolated build would compile against a different torch and break at import)."
+    )
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEBUG = os.environ.get("FASTRNN_DEBUG", "0") == "1"
+WITH_CUDA = os.environ.get("FASTRNN_CUDA", "0") == "1"
+
+if WITH_CUDA:
+    sys.exit("fastrnn: FASTRNN_CUDA=1 asked for the CUDA backend, which is not written yet.")
+
+print(
+    f"fastrnn build: torch {torch.__version__}, FASTRNN_CUDA={int(WITH_CUDA)}, "
+    f"FASTRNN_DEBUG={int(DEBUG)}, MAX_JOBS={os.environ.get('MAX_JOBS', 'auto')}",
+    file=sys.stderr,
+)
+
+sources = sorted(
+    glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp"))
+)
+cxx_flags = ["-O0", "-g"] if DEBUG else ["-O3"]
+cxx_flags += ["-Wall", "-Wno-unused-parameter"]
+
+setup(
+    name="fastrnn",
+    version="0.1.0",
+    description="Fused CPU kernels for RNN, LSTM and GRU: drop-in replacements for torch.nn",
+    packages=find_packages(include=["fastrnn", "fastrnn.*"]),
+    python_requires=">=3.9",
+    install_requires=["torch", "numpy"],
+    extras_require={"bench": ["tqdm", "matplotlib"], "test": ["pytest", "pytest-benchmark"]},
+    ext_modules=[
+        CppExtension(
+            "fastrnn._C",
+            sources,
+            include_dirs=[os.path.join(ROOT, "csrc")],
+            extra_compile_args={"cxx": cxx_flags},
+        )
+    ],
+    cmdclass={"build_ext": BuildExtension},
+    entry_points={"console_scripts": ["fastrnn-bench=fastrnn.bench:main"]},
+)
