@@ -35,10 +35,11 @@ class _FastRNNBase(nn.RNNBase):
         return w_ih, w_hh, None, None
 
     def _check_state(self, name, state, input):
+        # RuntimeError, as torch.nn's kernels raise for these.
         if state.dtype != input.dtype:
-            raise ValueError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")
+            raise RuntimeError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")
         if state.device != input.device:
-            raise ValueError(f"{name} is on {state.device} but input is on {input.device}")
+            raise RuntimeError(f"{name} is on {state.device} but input is on {input.device}")
 
     def _run(self, input, hx, cx):
         """input: [T, B, I] (batch_first already undone); hx, cx: [L, B, H]."""
@@ -61,9 +62,11 @@ class _FastRNNBase(nn.RNNBase):
         if isinstance(input, PackedSequence):
             raise NotImplementedError("fastrnn: PackedSequence input is not supported yet")
         is_lstm = self.mode == "LSTM"
-        name = "LSTM" if is_lstm else "RNN"
-        if input.dim() not in (2, 3):
-            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead")
+        if input.dim() not in (2, 3):  # torch.nn's three wordings
+            what = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
+            tensor = " tensor" if self.mode.startswith("RNN") else ""
+            raise ValueError(
+                f"{what}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead")
         is_batched = input.dim() == 3
         batch_dim = 0 if self.batch_first else 1
         if not is_batched:
@@ -77,10 +80,13 @@ class _FastRNNBase(nn.RNNBase):
             states = hx if is_lstm else (hx,)
             want = 3 if is_batched else 2
             if any(s.dim() != want for s in states):
-                dims = ", ".join(f"{s.dim()}-D" for s in states)
-                what = "hx and cx" if is_lstm else "hx"
                 kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                raise RuntimeError(f"For {kind} input, {what} should also be {want}-D but got ({dims}) tensor")
+                if is_lstm:
+                    raise RuntimeError(
+                        f"For {kind} input, hx and cx should also be {want}-D but got "
+                        f"({states[0].dim()}-D, {states[1].dim()}-D) tensors")
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got "
+                                   f"{states[0].dim()}-D tensor")
             if not is_batched:
                 states = tuple(s.unsqueeze(1) for s in states)
             hx = states if is_lstm else states[0]

@@ -1,0 +1,49 @@
+# One place for setup, the main job and the tests. Needs only Python 3 and a
+# C++ compiler: `make bench` and `make test` create .venv, install torch and
+# the build/test tools, and build fastrnn into it.
+#
+# torch must not be installed into an isolated build environment (another
+# torch, broken ABI), so fastrnn is always built with --no-build-isolation.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TORCH  ?= torch==2.13.0
+ARGS   ?=
+STAMP  := $(VENV)/.fastrnn-deps
+
+.PHONY: setup build bench test test-py test-cpp bench-smoke clean
+
+setup: build
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH)" numpy ninja pybind11 setuptools wheel \
+	    pytest pytest-benchmark tqdm matplotlib cmake
+	touch $(STAMP)
+
+# Builds fastrnn/_C in place and installs the package in editable mode.
+build: $(STAMP)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+
+bench: build
+	$(PY) -m fastrnn.bench $(ARGS)
+
+test: test-py test-cpp bench-smoke
+
+test-py: build
+	$(PY) -m pytest tests -q $(ARGS)
+
+# The C++ library for libtorch users, and its test of the cell math (ctest).
+test-cpp: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" cmake -S . -B build/cmake -G Ninja \
+	    -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake -j2
+	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
+
+bench-smoke: build
+	$(PY) -m fastrnn.bench --smoke --no-plot --json build/bench-smoke.json
+	FASTRNN_BENCH_SMOKE=1 $(PY) -m pytest benchmarks -q --benchmark-only
+
+clean:
+	rm -rf build dist *.egg-info fastrnn/_C*.so

@@ -1,0 +1,50 @@
+"""pytest-benchmark setup for fastrnn's benchmarks (benchmarks/test_bench.py).
+
+    python -m pytest benchmarks/ --benchmark-only
+    FASTRNN_BENCH_SMOKE=1 python -m pytest benchmarks/ --benchmark-only -q   # CI, seconds
+    python -m pytest benchmarks/ --benchmark-only --smoke                     # the same
+
+Options (or environment variables):
+  --smoke                (FASTRNN_BENCH_SMOKE=1)   size small, seq_len 10, 3 rounds each
+  --bench-threads N      (FASTRNN_BENCH_THREADS=N) torch.set_num_threads, default 2
+
+Tables are grouped by benchmark.group = "<cell>-<size>-T<seq_len>-<mode>", so
+fastrnn and torch.nn of one case sit side by side; this is pytest-benchmark's
+default --benchmark-group-by=group, and is set here when none is given.
+"""
+
+import os
+
+import pytest
+import torch
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("fastrnn benchmarks")
+    group.addoption("--smoke", action="store_true", default=_env_flag("FASTRNN_BENCH_SMOKE"),
+                    help="fastrnn benchmarks: only size small at seq_len 10, 3 rounds each "
+                         "(also FASTRNN_BENCH_SMOKE=1)")
+    group.addoption("--bench-threads", type=int,
+                    default=int(os.environ.get("FASTRNN_BENCH_THREADS", "2")),
+                    help="fastrnn benchmarks: torch.set_num_threads (default 2, or "
+                         "FASTRNN_BENCH_THREADS)")
+
+
+def pytest_configure(config):
+    if getattr(config.option, "benchmark_group_by", None) in (None, ""):
+        config.option.benchmark_group_by = "group"
+    torch.set_num_threads(config.getoption("--bench-threads"))
+
+
+def pytest_report_header(config):
+    mode = "smoke" if config.getoption("--smoke") else "full"
+    return f"fastrnn benchmarks: {mode} grid, torch threads {torch.get_num_threads()}"
+
+
+@pytest.fixture
+def smoke(request):
+    return request.config.getoption("--smoke")

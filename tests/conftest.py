@@ -1,0 +1,163 @@
+"""Helpers shared by the fastrnn tests.
+
+The central one is `forward_backward`: it runs a module forward, sends a
+given upstream gradient into the output and into every final state, and
+returns every tensor the contract covers (output, final states, and the
+gradients of the input, the initial states and every parameter) by name, so
+that two runs can be compared key by key with `compare`.
+"""
+
+import copy
+
+import pytest
+import torch
+
+import fastrnn
+
+# The four cells of the contract: (torch.nn class, fastrnn class, extra kwargs).
+CELLS = {
+    "rnn_tanh": (torch.nn.RNN, fastrnn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (torch.nn.RNN, fastrnn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (torch.nn.LSTM, fastrnn.LSTM, {}),
+    "gru": (torch.nn.GRU, fastrnn.GRU, {}),
+}
+
+SEED = 1234
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU (skipped without one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="CUDA is not available")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same RNG state, so failures reproduce."""
+    torch.manual_seed(SEED)
+
+
+def make_pair(cell, input_size, hidden_size, dtype=torch.float64, **kwargs):
+    """A torch.nn module and its fastrnn twin with the same state_dict."""
+    torch_cls, fast_cls, extra = CELLS[cell]
+    ref = torch_cls(input_size, hidden_size, **extra, **kwargs).to(dtype)
+    ours = fast_cls(input_size, hidden_size, **extra, **kwargs).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def cast_module(module, dtype):
+    """A copy of `module` with its parameters cast to `dtype`."""
+    return copy.deepcopy(module).to(dtype)
+
+
+def is_lstm(module):
+    return module.mode == "LSTM"
+
+
+def state_shape(module, batch):
+    """Shape of h0 (and c0) for a batch; batch None means unbatched input."""
+    if batch is None:
+        return (module.num_layers, module.hidden_size)
+    return (module.num_layers, batch, module.hidden_size)
+
+
+def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None):
+    """Random input, initial states (or None) and upstream gradients for `module`.
+
+    batch None makes an unbatched (2-D) input. Returns (x, hx, upstream) where
+    hx is None, a tensor, or an (h0, c0) tuple, and upstream maps "output",
+    "h_n" (and "c_n") to the gradients sent back into those outputs.
+    """
+    batch_first = module.batch_first if batch_first is None else batch_first
+    H, I = module.hidden_size, module.input_size
+    if batch is None:
+        x_shape, out_shape = (seq_len, I), (seq_len, H)
+    elif batch_first:
+        x_shape, out_shape = (batch, seq_len, I), (batch, seq_len, H)
+    else:
+        x_shape, out_shape = (seq_len, batch, I), (seq_len, batch, H)
+    x = torch.randn(x_shape, dtype=dtype)
+    s_shape = state_shape(module, batch)
+    hx = None
+    if with_state:
+        h0 = torch.randn(s_shape, dtype=dtype)
+        hx = (h0, torch.randn(s_shape, dtype=dtype)) if is_lstm(module) else h0
+    upstream = {"output": torch.randn(out_shape, dtype=dtype),
+                "h_n": torch.randn(s_shape, dtype=dtype)}
+    if is_lstm(module):
+        upstream["c_n"] = torch.randn(s_shape, dtype=dtype)
+    return x, hx, upstream
+
+
+def _cast(t, dtype):
+    if t is None:
+        return None
+    if isinstance(t, tuple):
+        return tuple(_cast(s, dtype) for s in t)
+    if isinstance(t, dict):
+        return {k: _cast(v, dtype) for k, v in t.items()}
+    return t.to(dtype)
+
+
+def cast_inputs(x, hx, upstream, dtype):
+    return _cast(x, dtype), _cast(hx, dtype), _cast(upstream, dtype)
+
+
+def forward_backward(module, x, hx, upstream):
+    """Forward, then backward of sum(upstream[k] * result[k]) over the output
+    and every final state. Inputs are not modified: fresh leaves are made.
+
+    Returns a dict: "output", "h_n", ("c_n"), "grad_input", ("grad_h0",
+    "grad_c0" when hx was given) and "grad_<parameter name>" for every
+    parameter.
+    """
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    states = ()
+    if hx is not None:
+        states = tuple(s.detach().clone().requires_grad_(True)
+                       for s in (hx if isinstance(hx, tuple) else (hx,)))
+        hx = states if is_lstm(module) else states[0]
+    output, final = module(x, hx)
+    results = {"output": output}
+    if is_lstm(module):
+        results["h_n"], results["c_n"] = final
+    else:
+        results["h_n"] = final
+    loss = sum((results[k] * upstream[k]).sum() for k in upstream)
+    loss.backward()
+
+    out = {k: v.detach() for k, v in results.items()}
+    out["grad_input"] = x.grad
+    for name, s in zip(("grad_h0", "grad_c0"), states):
+        out[name] = s.grad
+    for name, p in module.named_parameters():
+        out[f"grad_{name}"] = p.grad
+    return out
+
+
+def max_abs(t):
+    return t.abs().max().item() if t.numel() else 0.0
+
+
+def compare(ours, ref, atol, rtol):
+    """Assert two forward_backward results have the same keys and agree
+    elementwise within atol + rtol * |ref|; lists every disagreeing tensor."""
+    assert ours.keys() == ref.keys()
+    bad = []
+    for k in ref:
+        a, b = ours[k], ref[k]
+        assert a is not None and b is not None, f"{k}: missing gradient"
+        assert a.shape == b.shape, f"{k}: shape {tuple(a.shape)} != {tuple(b.shape)}"
+        assert a.dtype == b.dtype, f"{k}: dtype {a.dtype} != {b.dtype}"
+        if not torch.allclose(a, b, atol=atol, rtol=rtol):
+            bad.append(f"{k}: max abs diff {max_abs(a - b):.3e} (max abs ref {max_abs(b):.3e})")
+    assert not bad, "disagreement:\n  " + "\n  ".join(bad)

@@ -1,0 +1,315 @@
+"""Bad arguments get a clear Python exception, never a crash: the modules
+raise what torch.nn raises, and the ops name the offending argument."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import fastrnn
+from conftest import CELLS, make_pair
+
+CELL_IDS = list(CELLS)
+L, B, I, H = 2, 3, 4, 6  # num_layers, batch, input_size, hidden_size of the modules here
+
+
+def _raises_like_torch(ref, ours, call, exc, match, same_message=True):
+    """call(module) raises `exc` matching `match` for both modules; with
+    same_message, fastrnn's message is torch.nn's."""
+    with pytest.raises(exc, match=match) as theirs:
+        call(ref)
+    with pytest.raises(exc, match=match) as got:
+        call(ours)
+    assert type(got.value) is type(theirs.value)
+    if same_message:
+        assert str(got.value) == str(theirs.value)
+
+
+def _states(cell, shape, c_shape=None, dtype=torch.float32):
+    h = torch.randn(shape, dtype=dtype)
+    if cell == "lstm":
+        return h, torch.randn(c_shape or shape, dtype=dtype)
+    return h
+
+
+def _pair(cell):
+    return make_pair(cell, I, H, dtype=torch.float32, num_layers=L)
+
+
+# --- the modules ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(I,), (2, 5, B, I)], ids=["1d", "4d"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_wrong_input_dims(cell, shape):
+    ref, ours = _pair(cell)
+    x = torch.randn(shape)
+    # Same type as torch.nn; the wording differs slightly (see the report), so
+    # only the substance of the message is pinned.
+    _raises_like_torch(ref, ours, lambda m: m(x), ValueError,
+                       rf"Expected input to be 2D or 3D, got {len(shape)}D", same_message=False)
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_wrong_feature_size(cell, batched):
+    ref, ours = _pair(cell)
+    x = torch.randn((5, B, I + 3) if batched else (5, I + 3))
+    _raises_like_torch(ref, ours, lambda m: m(x), RuntimeError,
+                       rf"input.size\(-1\) must be equal to input_size. Expected {I}, got {I + 3}")
+
+
+@pytest.mark.parametrize("shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H - 1)],
+                         ids=["batch", "layers", "hidden"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_hx_wrong_shape(cell, shape):
+    ref, ours = _pair(cell)
+    hx = _states(cell, shape, c_shape=(L, B, H))
+    x = torch.randn(5, B, I)
+    size = rf"\({L}, {B}, {H}\), got \[{', '.join(map(str, shape))}\]"
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       rf"Expected hidden(\[0\])? size {size}")
+
+
+@pytest.mark.parametrize("shape", [(B, H), (L, H - 1)], ids=["batch", "hidden"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_unbatched_hx_wrong_shape(cell, shape):
+    ref, ours = _pair(cell)
+    x = torch.randn(5, I)
+    hx = _states(cell, shape, c_shape=(L, H))
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       rf"Expected hidden(\[0\])? size \({L}, 1, {H}\)")
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_hx_2d_with_3d_input(cell):
+    ref, ours = _pair(cell)
+    x = torch.randn(5, B, I)
+    hx = _states(cell, (L, H))
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       r"For batched 3-D input, hx (and cx )?should also be 3-D but got \(?2-D",
+                       same_message=False)
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_hx_3d_with_2d_input(cell):
+    ref, ours = _pair(cell)
+    x = torch.randn(5, I)
+    hx = _states(cell, (L, B, H))
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       r"For unbatched 2-D input, hx (and cx )?should also be 2-D but got \(?3-D",
+                       same_message=False)
+
+
+@pytest.mark.parametrize("c_shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H + 1)],
+                         ids=["batch", "layers", "hidden"])
+def test_lstm_c0_wrong_shape(c_shape):
+    ref, ours = _pair("lstm")
+    x = torch.randn(5, B, I)
+    hx = _states("lstm", (L, B, H), c_shape=c_shape)
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       rf"Expected hidden\[1\] size \({L}, {B}, {H}\)")
+
+
+@pytest.mark.parametrize("cell,which", [(c, "h0") for c in CELL_IDS] + [("lstm", "c0")])
+def test_hx_dtype_mismatch_is_a_clear_error(cell, which):
+    _, ours = make_pair(cell, I, H, dtype=torch.float32, num_layers=L)
+    x = torch.randn(5, B, I)
+    hx = _states(cell, (L, B, H))
+    if cell == "lstm":
+        hx = (hx[0].double(), hx[1]) if which == "h0" else (hx[0], hx[1].double())
+    else:
+        hx = hx.double()
+    name = {"lstm": {"h0": r"hx\[0\]", "c0": r"hx\[1\]"}}.get(cell, {}).get(which, "hx")
+    with pytest.raises(RuntimeError, match=rf"{name} dtype \(torch.float64\)"):
+        ours(x, hx)
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_hx_dtype_mismatch_exception_type_like_torch(cell):
+    ref, ours = _pair(cell)
+    x = torch.randn(5, B, I)
+    hx = _states(cell, (L, B, H), dtype=torch.float64)
+    with pytest.raises(Exception) as theirs:
+        ref(x, hx)
+    with pytest.raises(Exception) as got:
+        ours(x, hx)
+    assert type(got.value) is type(theirs.value), (type(got.value), type(theirs.value))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_input_dtype_not_weight_dtype(cell, dtype):
+    model_dtype = torch.float64 if dtype == torch.float32 else torch.float32
+    ref, ours = (m.to(model_dtype) for m in _pair(cell))
+    x = torch.randn(5, B, I, dtype=dtype)
+    _raises_like_torch(ref, ours, lambda m: m(x), ValueError,
+                       rf"input dtype \({dtype}\) does not match weight dtype")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_unsupported_dtype(cell, dtype):
+    torch_cls, fast_cls, extra = CELLS[cell]
+    ours = fast_cls(I, H, num_layers=L, **extra).to(dtype)
+    x = torch.randn(5, B, I, dtype=dtype)
+    with pytest.raises(TypeError, match=str(dtype)):
+        ours(x)
+
+
+@pytest.mark.parametrize("kwargs", [{"bidirectional": True}, {"proj_size": 3}],
+                         ids=["bidirectional", "proj_size"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_not_yet_supported_options(cell, kwargs):
+    torch_cls, fast_cls, extra = CELLS[cell]
+    if "proj_size" in kwargs and cell != "lstm":
+        # torch.nn itself refuses proj_size for RNN and GRU: same error here
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+            torch_cls(I, H, **extra, **kwargs)
+        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+            fast_cls(I, H, **extra, **kwargs)
+        return
+    torch_cls(I, H, **extra, **kwargs)  # torch.nn supports it
+    with pytest.raises(NotImplementedError, match=next(iter(kwargs))):
+        fast_cls(I, H, **extra, **kwargs)
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_packed_sequence_not_yet_supported(cell):
+    _, ours = make_pair(cell, I, H, dtype=torch.float32, num_layers=L)
+    packed = pack_padded_sequence(torch.randn(5, B, I), torch.tensor([5, 3, 2]))
+    with pytest.raises(NotImplementedError, match="PackedSequence"):
+        ours(packed)
+
+
+def test_unknown_nonlinearity_like_torch():
+    with pytest.raises(ValueError, match="Unknown nonlinearity 'sigmoid'"):
+        torch.nn.RNN(I, H, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="Unknown nonlinearity 'sigmoid'"):
+        fastrnn.RNN(I, H, nonlinearity="sigmoid")
+
+
+# --- the ops -------------------------------------------------------------------------------
+
+T_OP = 4
+
+
+def _op_args(**override):
+    """Valid lstm_forward arguments (packed, T_OP steps), with overrides."""
+    bs = torch.tensor([3, 3, 2, 1])
+    args = dict(input=torch.randn(int(bs.sum()), I), hx=torch.randn(B, H),
+                cx=torch.randn(B, H), w_ih=torch.randn(4 * H, I), w_hh=torch.randn(4 * H, H),
+                b_ih=torch.randn(4 * H), b_hh=torch.randn(4 * H), batch_sizes=bs,
+                reverse=False, training=True)
+    args.update(override)
+    return args
+
+
+def _lstm_forward(args):
+    return torch.ops.fastrnn.lstm_forward(*args.values())
+
+
+BAD_FORWARD = {
+    "w_ih shape": (dict(w_ih=torch.randn(4 * H + 1, I)), r"w_ih: expected shape \[24, 4\]"),
+    "w_ih dims": (dict(w_ih=torch.randn(4 * H * I)), "w_ih: expected 2 dimensions"),
+    "w_hh gates": (dict(w_hh=torch.randn(3 * H, H)), r"w_hh: expected shape \[24, 6\]"),
+    "b_ih shape": (dict(b_ih=torch.randn(H)), r"b_ih: expected shape \[24\]"),
+    "b_hh dtype": (dict(b_hh=torch.randn(4 * H, dtype=torch.float64)), "b_hh: expected dtype"),
+    "hx batch": (dict(hx=torch.randn(B + 1, H)), "batch_sizes"),
+    "hx hidden": (dict(hx=torch.randn(B, H + 1)), r"hx: expected shape \[3, 6\]"),
+    "hx dtype": (dict(hx=torch.randn(B, H, dtype=torch.float64)), "hx: expected dtype"),
+    "cx shape": (dict(cx=torch.randn(B, H + 1)), r"cx: expected shape \[3, 6\]"),
+    "input dtype": (dict(input=torch.ones(9, I, dtype=torch.long)),
+                    "input: expected dtype float32 or float64"),
+    "input features": (dict(input=torch.randn(9, I + 1)), "input: expected input_size 4"),
+    "input dims with batch_sizes": (dict(input=torch.randn(3, 3, I)), "input: expected 2 dim"),
+    "batch_sizes increasing": (dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
+                               "batch_sizes: expected positive, non-increasing"),
+    "batch_sizes zero": (dict(batch_sizes=torch.tensor([3, 3, 3, 0])),
+                         "batch_sizes: expected positive, non-increasing"),
+    "batch_sizes sum": (dict(batch_sizes=torch.tensor([3, 3, 1, 1])),
+                        "batch_sizes sum to 8 but input has 9 rows"),
+    "batch_sizes dtype": (dict(batch_sizes=torch.tensor([3, 3, 2, 1], dtype=torch.int32)),
+                          "batch_sizes: expected a 1-D int64 CPU tensor"),
+    "batch_sizes dims": (dict(batch_sizes=torch.tensor([[3, 3], [2, 1]])),
+                         "batch_sizes: expected a 1-D int64 CPU tensor"),
+    "batch_sizes empty": (dict(batch_sizes=torch.zeros(0, dtype=torch.long),
+                               input=torch.randn(0, I)),
+                          "Expected sequence length to be larger than 0"),
+    "padded input dims": (dict(batch_sizes=None, input=torch.randn(9, I)),
+                          "input: expected 3 dimensions"),
+    "padded hx batch": (dict(batch_sizes=None, input=torch.randn(T_OP, B + 1, I)),
+                        "hx: expected batch 4"),
+}
+
+
+@pytest.mark.parametrize("override,match", BAD_FORWARD.values(), ids=BAD_FORWARD.keys())
+def test_forward_op_bad_arguments(override, match):
+    with pytest.raises(RuntimeError, match=match) as info:
+        _lstm_forward(_op_args(**override))
+    assert "fastrnn.lstm_forward" in str(info.value) or "sequence length" in str(info.value)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the hidden size is read from w_hh.size(1), so a w_hh with a wrong "
+                          "number of columns is reported as an hx shape error")
+def test_forward_op_wrong_w_hh_columns_names_w_hh():
+    with pytest.raises(RuntimeError) as info:
+        _lstm_forward(_op_args(w_hh=torch.randn(4 * H, H + 1)))
+    assert "w_hh" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("op", ["rnn", "gru"])
+def test_forward_op_wrong_gate_count(op):
+    """An rnn op fed LSTM-sized weights (and vice versa) is refused."""
+    a = _op_args(batch_sizes=None, input=torch.randn(T_OP, B, I))
+    common = (a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"], None, False)
+    with pytest.raises(RuntimeError, match=rf"fastrnn.{op}_forward: w_ih: expected shape"):
+        if op == "rnn":
+            torch.ops.fastrnn.rnn_forward(a["input"], a["hx"], *common, False, False)
+        else:
+            torch.ops.fastrnn.gru_forward(a["input"], a["hx"], *common, False)
+
+
+def _lstm_backward_args(**override):
+    a = _op_args()
+    output, h_n, c_n, workspace = _lstm_forward(a)
+    args = dict(grad_output=torch.randn_like(output), grad_h_n=torch.randn_like(h_n),
+                grad_c_n=torch.randn_like(c_n), input=a["input"], w_ih=a["w_ih"],
+                w_hh=a["w_hh"], batch_sizes=a["batch_sizes"], reverse=False,
+                workspace=workspace)
+    args.update(override)
+    return args
+
+
+BAD_BACKWARD = {
+    "workspace empty": (dict(workspace=torch.empty(0, 9, H)),
+                        "workspace is empty: the forward ran with training=False"),
+    "workspace shape": (dict(workspace=torch.randn(5, 9, H)),
+                        r"workspace: expected shape \[7, 9, 6\]"),
+    "grad_output shape": (dict(grad_output=torch.randn(9, H + 1)), "grad_output: expected shape"),
+    "grad_output dtype": (dict(grad_output=torch.randn(9, H, dtype=torch.float64)),
+                          "grad_output: expected dtype"),
+    "grad_h_n shape": (dict(grad_h_n=torch.randn(B, H + 1)), "grad_h_n: expected shape"),
+    "grad_c_n shape": (dict(grad_c_n=torch.randn(B + 1, H)), "grad_c_n: expected shape"),
+    "w_ih shape": (dict(w_ih=torch.randn(4 * H, I + 1)), "input: expected input_size 5"),
+    "batch_sizes non-monotone": (dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
+                                 "batch_sizes: expected positive, non-increasing"),
+    "batch_sizes sum": (dict(batch_sizes=torch.tensor([3, 2, 2, 1])),
+                        "batch_sizes sum to 8 but input has 9 rows"),
+}
+
+
+@pytest.mark.parametrize("override,match", BAD_BACKWARD.values(), ids=BAD_BACKWARD.keys())
+def test_backward_op_bad_arguments(override, match):
+    with pytest.raises(RuntimeError, match=match) as info:
+        torch.ops.fastrnn.lstm_backward(*_lstm_backward_args(**override).values())
+    assert "fastrnn.lstm_backward" in str(info.value)
+
+
+def test_backward_through_inference_forward_is_refused():
+    """A forward run with training=False keeps no workspace; differentiating
+    it is an error that says so, not a crash or wrong numbers."""
+    a = _op_args(training=False)
+    a["w_ih"].requires_grad_(True)
+    output = _lstm_forward(a)[0]
+    with pytest.raises(RuntimeError, match="workspace is empty"):
+        output.sum().backward()
