@@ -20,7 +20,9 @@ C10_HOST_DEVICE inline acc_t tanh(acc_t x) {
 template <>
 C10_HOST_DEVICE inline float tanh<float>(float x) {
   constexpr float kClamp = 7.99881172180175781f;  // tanh(kClamp) rounds to 1
-  x = x > kClamp ? kClamp : (x < -kClamp ? -kClamp : x);
+  // Two flat selects rather than a nested one: compilers if-convert these.
+  x = x < kClamp ? x : kClamp;
+  x = x > -kClamp ? x : -kClamp;
   const float x2 = x * x;
   float p = -2.76076847742355e-16f;
   p = p * x2 + 2.00018790482477e-13f;
