@@ -41,8 +41,12 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
               ": input: expected dtype float32 or float64, got ", input.scalar_type());
   Shape s;
+  // The hidden size comes from w_hh's rows (gates * H), so that a wrong
+  // argument is blamed by name: w_hh's columns are then checked like the rest.
   TORCH_CHECK(w_hh.dim() == 2, op, ": w_hh: expected 2 dimensions, got ", w_hh.dim());
-  s.H = w_hh.size(1);
+  TORCH_CHECK(w_hh.size(0) % gates == 0 && w_hh.size(0) > 0, op, ": w_hh: expected ", gates,
+              " * hidden_size rows, got ", w_hh.size(0));
+  s.H = w_hh.size(0) / gates;
   TORCH_CHECK(w_ih.dim() == 2, op, ": w_ih: expected 2 dimensions, got ", w_ih.dim());
   s.I = w_ih.size(1);
   TORCH_CHECK(hx.dim() == 2, op, ": ", hx_name, ": expected 2 dimensions [batch, hidden], got ",
@@ -63,8 +67,10 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
                 "'s batch ", s.B);
     int64_t total = 0;
     for (int64_t t = 0; t < s.T; ++t) {
-      TORCH_CHECK(b[t] > 0 && (t == 0 || b[t] <= b[t - 1]), op,
-                  ": batch_sizes: expected positive, non-increasing values, got ", bs);
+      TORCH_CHECK(b[t] > 0, op, ": batch_sizes[", t, "] = ", b[t], ": expected positive values");
+      TORCH_CHECK(t == 0 || b[t] <= b[t - 1], op, ": batch_sizes[", t, "] = ", b[t],
+                  " > batch_sizes[", t - 1, "] = ", b[t - 1],
+                  ": expected non-increasing values (sequences sorted by decreasing length)");
       total += b[t];
     }
     TORCH_CHECK(total == s.N, op, ": batch_sizes sum to ", total, " but input has ", s.N, " rows");

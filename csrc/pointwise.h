@@ -29,14 +29,13 @@ template <typename scalar_t>
 struct ForwardStep {
   const scalar_t* x_proj;  // [bs, G*H]
   const scalar_t* h_proj;  // [bs, G*H]
-  const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate), or nullptr
+  const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate; zeros without bias)
   scalar_t* h;             // [B, H] state, rows < bs updated in place
   scalar_t* c;             // [B, H] LSTM cell state, else nullptr
   scalar_t* out;           // [bs, H]
-  scalar_t* ws;            // [K, N, H] at the step's first row, or nullptr when not training
+  scalar_t* ws;            // [K, N, H] at the step's first row; written when training
   int64_t plane;           // N * H, the stride between workspace planes
   int64_t H;
-  bool relu;               // RNN: relu instead of tanh
 };
 
 // Buffers of one backward step.
@@ -50,10 +49,12 @@ struct BackwardStep {
   scalar_t* dgates_h;        // [bs, G*H]
   int64_t plane;
   int64_t H;
-  bool relu;
 };
 
 // Each cell: kGates gates; kSaved workspace planes (the last one is h_prev);
+// forward<kTraining, kRelu>: kTraining writes the workspace, kRelu is the RNN's
+// relu instead of tanh (other cells ignore it). Compile-time flags keep the
+// loops over j free of branches, so they vectorise.
 // kDirectDh: backward writes a part of d h_prev that does not go through W_hh,
 // so the recurrent gradient GEMM accumulates onto it (beta = 1).
 struct RNNCell {
@@ -61,13 +62,13 @@ struct RNNCell {
   static constexpr int kSaved = 2;  // h, h_prev
   static constexpr bool kDirectDh = false;
 
-  template <typename scalar_t>
+  template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t pre = acc_t(s.x_proj[b * s.H + j]) + acc_t(s.h_proj[b * s.H + j]);
-    const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, s.relu));
-    if (s.ws != nullptr) {
+    const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, kRelu));
+    if constexpr (kTraining) {
       s.ws[e] = h;
       s.ws[s.plane + e] = s.h[e];
     }
@@ -75,12 +76,12 @@ struct RNNCell {
     s.out[e] = h;
   }
 
-  template <typename scalar_t>
+  template <bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
-    s.dgates_x[e] = scalar_t(cells::rnn_backward<acc_t>(dh, acc_t(s.ws[e]), s.relu));
+    s.dgates_x[e] = scalar_t(cells::rnn_backward<acc_t>(dh, acc_t(s.ws[e]), kRelu));
   }
 };
 
@@ -89,7 +90,7 @@ struct LSTMCell {
   static constexpr int kSaved = 7;  // i, f, g, o, c, c_prev, h_prev
   static constexpr bool kDirectDh = false;
 
-  template <typename scalar_t>
+  template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
@@ -101,7 +102,7 @@ struct LSTMCell {
         acc_t(s.x_proj[g + 2 * H]) + acc_t(s.h_proj[g + 2 * H]),
         acc_t(s.x_proj[g + 3 * H]) + acc_t(s.h_proj[g + 3 * H]),
         acc_t(s.c[e]));
-    if (s.ws != nullptr) {
+    if constexpr (kTraining) {
       const int64_t p = s.plane;
       s.ws[e] = scalar_t(a.i);
       s.ws[p + e] = scalar_t(a.f);
@@ -116,7 +117,7 @@ struct LSTMCell {
     s.out[e] = scalar_t(a.h);
   }
 
-  template <typename scalar_t>
+  template <bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
@@ -140,17 +141,17 @@ struct GRUCell {
   static constexpr int kSaved = 5;  // r, z, n, h_n (= W_hn h_prev + b_hn), h_prev
   static constexpr bool kDirectDh = true;
 
-  template <typename scalar_t>
+  template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t e = b * H + j;
     const int64_t g = b * 3 * H + j;  // gate r of this element; z, n follow at +H
-    const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + (s.b_hn != nullptr ? acc_t(s.b_hn[j]) : acc_t(0));
+    const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + acc_t(s.b_hn[j]);
     const auto a = cells::gru_forward<acc_t>(
         acc_t(s.x_proj[g]), acc_t(s.x_proj[g + H]), acc_t(s.x_proj[g + 2 * H]),
         acc_t(s.h_proj[g]), acc_t(s.h_proj[g + H]), h_n, acc_t(s.h[e]));
-    if (s.ws != nullptr) {
+    if constexpr (kTraining) {
       const int64_t p = s.plane;
       s.ws[e] = scalar_t(a.r);
       s.ws[p + e] = scalar_t(a.z);
@@ -162,7 +163,7 @@ struct GRUCell {
     s.out[e] = scalar_t(a.h);
   }
 
-  template <typename scalar_t>
+  template <bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
@@ -183,16 +184,20 @@ struct GRUCell {
 };
 
 // Functors the backends launch over (b, j) in [0, bs) x [0, H).
-template <class Cell, typename scalar_t>
+template <class Cell, typename scalar_t, bool kTraining, bool kRelu>
 struct ForwardFn {
   ForwardStep<scalar_t> step;
-  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const { Cell::forward(step, b, j); }
+  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const {
+    Cell::template forward<kTraining, kRelu>(step, b, j);
+  }
 };
 
-template <class Cell, typename scalar_t>
+template <class Cell, typename scalar_t, bool kRelu>
 struct BackwardFn {
   BackwardStep<scalar_t> step;
-  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const { Cell::backward(step, b, j); }
+  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const {
+    Cell::template backward<kRelu>(step, b, j);
+  }
 };
 
 }  // namespace fastrnn

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pointwise.h"
+#include "static_switch.h"
 
 namespace fastrnn {
 
@@ -36,20 +37,25 @@ struct Recurrence {
   static constexpr int G = Cell::kGates;
   static constexpr int K = Cell::kSaved;
 
-  // Input projection of all steps at once, with every bias that can be folded
-  // into it: b_ih, and b_hh except GRU's b_hn, which the reset gate scales.
+  // Input projection of all steps at once, [N, G*H], starting from every bias
+  // that can be folded into it: b_ih, and b_hh except GRU's b_hn, which the
+  // reset gate scales.
   static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih,
                                      const c10::optional<at::Tensor>& b_ih,
                                      const c10::optional<at::Tensor>& b_hh) {
-    const int64_t H = w_ih.size(0) / G;
-    c10::optional<at::Tensor> bias;
-    if (b_ih.has_value()) bias = b_ih->clone();
+    const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0), H = GH / G;
+    at::Tensor bias = at::zeros({GH}, w_ih.options());
+    if (b_ih.has_value()) bias.add_(*b_ih);
     if (b_hh.has_value()) {
-      const int64_t folded = std::is_same_v<Cell, GRUCell> ? 2 * H : G * H;
-      if (!bias.has_value()) bias = at::zeros({G * H}, w_ih.options());
-      bias->narrow(0, 0, folded).add_(b_hh->narrow(0, 0, folded));
+      const int64_t folded = std::is_same_v<Cell, GRUCell> ? 2 * H : GH;
+      bias.narrow(0, 0, folded).add_(b_hh->narrow(0, 0, folded));
     }
-    return bias.has_value() ? at::addmm(*bias, x, w_ih.t()) : at::mm(x, w_ih.t());
+    at::Tensor x_proj = bias.expand({N, GH}).contiguous();
+    const at::Tensor w_ih_t = w_ih.t().contiguous();  // [I, G*H]
+    Backend::gemm(false, false, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
+                  w_ih_t.const_data_ptr<scalar_t>(), GH, scalar_t(1),
+                  x_proj.mutable_data_ptr<scalar_t>(), GH);
+    return x_proj;
   }
 
   // x: [N, I]; h0, c0: [B, H] (c0 undefined unless LSTM).
@@ -65,10 +71,9 @@ struct Recurrence {
     const int64_t B = h0.size(0);
 
     const at::Tensor x_proj = input_projection(x, w_ih, b_ih, b_hh);  // [N, G*H]
-    at::Tensor b_hn;                                                   // [H], GRU only
-    if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) {
-      b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
-    }
+    const at::Tensor w_hh_t = w_hh.t().contiguous();                   // [H, G*H]
+    at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
+    if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) b_hn.copy_(b_hh->narrow(0, 2 * H, H));
     at::Tensor h = h0.clone(at::MemoryFormat::Contiguous);             // [B, H] becomes h_n
     at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
     at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
@@ -76,24 +81,27 @@ struct Recurrence {
     at::Tensor h_proj = at::empty({B, G * H}, x.options());            // [B, G*H]
 
     ForwardStep<scalar_t> s;
-    s.b_hn = b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr;
+    s.b_hn = b_hn.const_data_ptr<scalar_t>();
     s.h = h.mutable_data_ptr<scalar_t>();
     s.c = c.defined() ? c.mutable_data_ptr<scalar_t>() : nullptr;
     s.h_proj = h_proj.const_data_ptr<scalar_t>();
     s.plane = N * H;
     s.H = H;
-    s.relu = relu;
-    const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
-    for (const Step& step : steps) {
-      if (step.batch == 0) continue;
-      // h_proj[0:batch] = h[0:batch] W_hh^T
-      Backend::gemm(false, true, step.batch, G * H, H, scalar_t(1), s.h, H, w_hh_p, H,
-                    scalar_t(0), h_proj.mutable_data_ptr<scalar_t>(), G * H);
-      s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
-      s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
-      s.ws = training ? ws.mutable_data_ptr<scalar_t>() + step.offset * H : nullptr;
-      Backend::pointwise(step.batch, H, ForwardFn<Cell, scalar_t>{s});
-    }
+    const scalar_t* w_hh_t_p = w_hh_t.const_data_ptr<scalar_t>();
+    bool_switch(training, [&](auto kTraining) {
+      bool_switch(relu, [&](auto kRelu) {
+        for (const Step& step : steps) {
+          if (step.batch == 0) continue;
+          // h_proj[0:batch] = h[0:batch] W_hh^T
+          Backend::gemm(false, false, step.batch, G * H, H, scalar_t(1), s.h, H, w_hh_t_p, G * H,
+                        scalar_t(0), h_proj.mutable_data_ptr<scalar_t>(), G * H);
+          s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
+          s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
+          s.ws = ws.mutable_data_ptr<scalar_t>() + (kTraining ? step.offset * H : 0);
+          Backend::pointwise(step.batch, H, ForwardFn<Cell, scalar_t, kTraining, kRelu>{s});
+        }
+      });
+    });
     return {out, h, c, ws};
   }
 
@@ -119,23 +127,29 @@ struct Recurrence {
     s.dc = dc.defined() ? dc.mutable_data_ptr<scalar_t>() : nullptr;
     s.plane = N * H;
     s.H = H;
-    s.relu = relu;
     const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
-    for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-      const Step& step = *it;
-      if (step.batch == 0) continue;
-      s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
-      s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
-      s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
-      s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
-      Backend::pointwise(step.batch, H, BackwardFn<Cell, scalar_t>{s});
-      // dh[0:batch] (+)= dgates_h[step rows] W_hh
-      Backend::gemm(false, false, step.batch, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p,
-                    H, scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
-    }
+    bool_switch(relu, [&](auto kRelu) {
+      for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+        const Step& step = *it;
+        if (step.batch == 0) continue;
+        s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
+        s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
+        s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
+        s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
+        Backend::pointwise(step.batch, H, BackwardFn<Cell, scalar_t, kRelu>{s});
+        // dh[0:batch] (+)= dgates_h[step rows] W_hh
+        Backend::gemm(false, false, step.batch, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p,
+                      H, scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
+      }
+    });
 
+    const int64_t I = x.size(1);
+    at::Tensor grad_x = at::empty({N, I}, x.options());  // [N, I] = dgates_x W_ih
+    Backend::gemm(false, false, N, I, G * H, scalar_t(1), dgates_x.const_data_ptr<scalar_t>(),
+                  G * H, w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
+                  grad_x.mutable_data_ptr<scalar_t>(), I);
     const at::Tensor h_prev = ws.select(0, K - 1);  // [N, H]
-    return {at::mm(dgates_x, w_ih),                 // grad_x     [N, I]
+    return {grad_x,                                 // grad_x     [N, I]
             dh,                                     // grad_h0    [B, H]
             dc,                                     // grad_c0    [B, H]
             at::mm(dgates_x.t(), x),                // grad_w_ih  [G*H, I]

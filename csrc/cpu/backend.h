@@ -1,12 +1,18 @@
 #pragma once
-// What the CPU does differently: GEMMs go straight to the BLAS that torch is
-// linked with (MKL on x86 wheels), with no dispatcher call or allocation per
-// time step; the pointwise pass is an at::parallel_for over (b, j).
+// What the CPU does differently: GEMMs on raw pointers with no dispatcher call
+// or allocation per time step, and the pointwise pass as an at::parallel_for
+// over (b, j). float GEMMs use oneDNN's batch-reduce GEMM micro-kernel
+// (at::native::cpublas::brgemm), tiled across threads here: on the machines we
+// measured it beats MKL's sgemm by 25% per core, and by 3x at batch 1 (MKL
+// takes its slow path on AMD processors). double GEMMs go to BLAS.
 
 #include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
 #include <cstdint>
+
+#include "isa.h"
 
 extern "C" {
 // Fortran BLAS, exported by libtorch_cpu. Column-major.
@@ -28,6 +34,18 @@ struct CPUBackend {
   static void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scalar_t alpha,
                    const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
                    scalar_t* c, int64_t ldc) {
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (!trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+        return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
+      }
+    }
+    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  template <typename scalar_t>
+  static void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                        scalar_t alpha, const scalar_t* a, int64_t lda, const scalar_t* b,
+                        int64_t ldb, scalar_t beta, scalar_t* c, int64_t ldc) {
     const char ta = trans_b ? 'T' : 'N';
     const char tb = trans_a ? 'T' : 'N';
     const int m_ = static_cast<int>(n), n_ = static_cast<int>(m), k_ = static_cast<int>(k);
@@ -42,22 +60,65 @@ struct CPUBackend {
   }
 
   // f(b, j) for b in [0, rows), j in [0, H), split across threads only when
-  // there is enough work to pay for waking them.
+  // there is enough work to pay for waking them. The loop over j is compiled
+  // once per instruction set and vectorised: the cell math is branch-free.
   template <class F>
   static void pointwise(int64_t rows, int64_t H, const F& f) {
-    constexpr int64_t kGrain = 16384;  // elements per thread, at least
+    constexpr int64_t kGrain = 4096;  // elements per thread, at least
+    const cpu::Isa isa = cpu::isa();
     at::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
-      int64_t b = begin / H;
-      int64_t j = begin % H;
-      for (int64_t e = begin; e < end; ++e) {
-        f(b, j);
-        if (++j == H) {
-          j = 0;
-          ++b;
-        }
+      switch (isa) {
+        case cpu::Isa::kAvx512: pointwise_avx512(f, begin, end, H); break;
+        case cpu::Isa::kAvx2: pointwise_avx2(f, begin, end, H); break;
+        default: pointwise_default(f, begin, end, H); break;
       }
     });
   }
+
+ private:
+  // C[m, n] (+)= A[m, k] B[k, n], row-major, in tiles of at most kRows x kCols,
+  // spread across threads when there is enough work to pay for waking them.
+  static void tiled_brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                           const float* b, int64_t ldb, bool add_c, float* c, int64_t ldc) {
+    constexpr int64_t kRows = 64, kCols = 256;  // kCols: a multiple of 16 floats
+    constexpr int64_t kMinFlopsPerThread = 1 << 19;
+    const int64_t row_tiles = (m + kRows - 1) / kRows;
+    const int64_t col_tiles = (n + kCols - 1) / kCols;
+    const int64_t tile_flops = 2 * std::min(m, kRows) * std::min(n, kCols) * k;
+    const int64_t grain = std::max<int64_t>(1, kMinFlopsPerThread / std::max<int64_t>(tile_flops, 1));
+    at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
+        at::native::cpublas::brgemm(std::min(kRows, m - i), std::min(kCols, n - j), k, lda, ldb,
+                                    ldc, add_c, a + i * lda, b + j, c + i * ldc + j,
+                                    /*is_vnni=*/false);
+      }
+    });
+  }
+
+  // Elements [begin, end) of the flattened [rows, H] range, row by row.
+#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                     \
+  template <class F>                                                             \
+  TARGET static void NAME(const F& f, int64_t begin, int64_t end, int64_t H) {   \
+    for (int64_t b = begin / H; b * H < end; ++b) {                              \
+      const int64_t j_end = std::min(end - b * H, H);                            \
+      _Pragma("GCC ivdep") for (int64_t j = std::max(begin - b * H, int64_t(0)); \
+                                j < j_end; ++j) {                                \
+        f(b, j);                                                                 \
+      }                                                                          \
+    }                                                                            \
+  }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+  FASTRNN_POINTWISE_LOOP(pointwise_avx512,
+                         __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"))))
+  FASTRNN_POINTWISE_LOOP(pointwise_avx2, __attribute__((target("avx2,fma"))))
+#else
+  FASTRNN_POINTWISE_LOOP(pointwise_avx512, )
+  FASTRNN_POINTWISE_LOOP(pointwise_avx2, )
+#endif
+  FASTRNN_POINTWISE_LOOP(pointwise_default, )
+#undef FASTRNN_POINTWISE_LOOP
 };
 
 }  // namespace fastrnn
