@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 ARGS   ?=
 STAMP  := $(VENV)/.fastrnn-deps
 
-.PHONY: setup build bench test test-py test-cpp bench-smoke clean
+.PHONY: setup build bench test test-py test-isa test-cpp bench-smoke clean
 
 setup: build
 
@@ -29,10 +29,20 @@ build: $(STAMP)
 bench: build
 	$(PY) -m fastrnn.bench $(ARGS)
 
-test: test-py test-cpp bench-smoke
+test: test-py test-isa test-cpp bench-smoke
 
 test-py: build
 	$(PY) -m pytest tests -q $(ARGS)
+
+# The numerical contract again on the lower instruction sets' pointwise loops
+# (and, below AVX2, the BLAS GEMM path), where this CPU has them.
+test-isa: build
+	for isa in default avx2; do \
+	  if FASTRNN_CPU_ISA=$$isa $(PY) -c "import torch, fastrnn; fastrnn.LSTM(1, 1)(torch.randn(1, 1, 1))" 2>/dev/null; then \
+	    echo "FASTRNN_CPU_ISA=$$isa"; \
+	    FASTRNN_CPU_ISA=$$isa $(PY) -m pytest tests/test_against_torch.py tests/test_ops.py -q -p no:cacheprovider || exit 1; \
+	  else echo "FASTRNN_CPU_ISA=$$isa: not supported by this CPU, skipped"; fi; \
+	done
 
 # The C++ library for libtorch users, and its test of the cell math (ctest).
 test-cpp: $(STAMP)

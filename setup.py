@@ -49,6 +49,11 @@ cxx_flags = ["-O0", "-g"] if DEBUG else ["-O3"]
 # lets the pointwise loops' selects be if-converted and vectorised. Neither
 # flag changes a result.
 cxx_flags += ["-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-parameter"]
+# at::parallel_for is an inline template whose threads come from the OpenMP
+# pragmas compiled into *our* code: without -fopenmp it silently runs on one
+# thread. The OpenMP runtime (libgomp.so.1) is the one torch ships and loads.
+cxx_flags += ["-fopenmp"]
+link_flags = ["-fopenmp"]
 
 setup(
     name="fastrnn",
@@ -64,6 +69,7 @@ setup(
             sources,
             include_dirs=[os.path.join(ROOT, "csrc")],
             extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=link_flags,
         )
     ],
     cmdclass={"build_ext": BuildExtension},

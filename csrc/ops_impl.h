@@ -41,12 +41,11 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
               ": input: expected dtype float32 or float64, got ", input.scalar_type());
   Shape s;
-  // The hidden size comes from w_hh's rows (gates * H), so that a wrong
-  // argument is blamed by name: w_hh's columns are then checked like the rest.
+  // w_hh [gates * H, H] defines the hidden size and is checked first; the
+  // state and the other weights are then checked against it by name.
   TORCH_CHECK(w_hh.dim() == 2, op, ": w_hh: expected 2 dimensions, got ", w_hh.dim());
-  TORCH_CHECK(w_hh.size(0) % gates == 0 && w_hh.size(0) > 0, op, ": w_hh: expected ", gates,
-              " * hidden_size rows, got ", w_hh.size(0));
-  s.H = w_hh.size(0) / gates;
+  s.H = w_hh.size(1);
+  check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
   TORCH_CHECK(w_ih.dim() == 2, op, ": w_ih: expected 2 dimensions, got ", w_ih.dim());
   s.I = w_ih.size(1);
   TORCH_CHECK(hx.dim() == 2, op, ": ", hx_name, ": expected 2 dimensions [batch, hidden], got ",
@@ -86,7 +85,6 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
               " (w_ih's), got ", input.size(-1));
   check_shape(op, hx_name, hx, {s.B, s.H});
   check_shape(op, "w_ih", w_ih, {gates * s.H, s.I});
-  check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
   check_same(op, hx_name, hx, input);
   check_same(op, "w_ih", w_ih, input);
   check_same(op, "w_hh", w_hh, input);

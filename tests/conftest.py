@@ -161,3 +161,23 @@ def compare(ours, ref, atol, rtol):
         if not torch.allclose(a, b, atol=atol, rtol=rtol):
             bad.append(f"{k}: max abs diff {max_abs(a - b):.3e} (max abs ref {max_abs(b):.3e})")
     assert not bad, "disagreement:\n  " + "\n  ".join(bad)
+
+
+def float32_excess(ours, theirs, truth):
+    """The project's float32 rule, tensor by tensor: ours' error against the
+    float64 truth is at most twice the other implementation's (torch.nn or the
+    reference) plus a floor. Returns the violations as readable lines."""
+    bad = []
+    for k, t in truth.items():
+        assert ours[k].dtype == torch.float32 and ours[k].shape == t.shape, k
+        e_theirs = max_abs(theirs[k].double() - t)
+        e_ours = max_abs(ours[k].double() - t)
+        # floor: the other error can be accidentally (near) zero for a tensor
+        # (a single step, a zero gradient, a lucky rounding), and twice zero
+        # would demand bit-exactness. 1e-6 * max|truth| is about 8 float32
+        # ulps (eps = 1.19e-7) of the tensor's largest element: rounding noise,
+        # far below any real error.
+        floor = 1e-6 * max_abs(t)
+        if not e_ours <= 2 * e_theirs + floor:
+            bad.append(f"{k}: e_ours {e_ours:.3e} > 2 * e_theirs {e_theirs:.3e} + floor {floor:.3e}")
+    return bad

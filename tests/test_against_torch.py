@@ -8,7 +8,7 @@ float32 error (plus a tiny floor), tensor by tensor.
 import pytest
 import torch
 
-from conftest import (CELLS, cast_inputs, cast_module, compare, forward_backward, make_inputs,
+from conftest import (CELLS, float32_excess, cast_inputs, cast_module, compare, forward_backward, make_inputs,
                       make_pair, max_abs)
 
 # (seq_len, batch, input_size, hidden_size, num_layers, bias, batch_first, initial_state)
@@ -64,19 +64,7 @@ def test_float32_error_within_twice_torch(cell, T, B, I, H, L, bias, batch_first
     theirs = forward_backward(ref32, x, hx, upstream)
     got = forward_backward(ours32, x, hx, upstream)
     assert got.keys() == truth.keys() == theirs.keys()
-    bad = []
-    for k, t in truth.items():
-        assert got[k].dtype == torch.float32 and got[k].shape == t.shape, k
-        e_torch = max_abs(theirs[k].double() - t)
-        e_ours = max_abs(got[k].double() - t)
-        # floor: torch.nn's error can be accidentally (near) zero for a tensor
-        # (a single step, a zero gradient, a lucky rounding), and twice zero
-        # would demand bit-exactness. 1e-6 * max|truth| is about 8 float32
-        # ulps (eps = 1.19e-7) of the tensor's largest element: rounding noise,
-        # far below any real error.
-        floor = 1e-6 * max_abs(t)
-        if not e_ours <= 2 * e_torch + floor:
-            bad.append(f"{k}: e_ours {e_ours:.3e} > 2 * e_torch {e_torch:.3e} + floor {floor:.3e}")
+    bad = float32_excess(got, theirs, truth)
     assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 

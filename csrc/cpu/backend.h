@@ -6,6 +6,7 @@
 // measured it beats MKL's sgemm by 25% per core, and by 3x at batch 1 (MKL
 // takes its slow path on AMD processors). double GEMMs go to BLAS.
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>
 
@@ -35,7 +36,11 @@ struct CPUBackend {
                    const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
                    scalar_t* c, int64_t ldc) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (!trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+      // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
+      // reference loop, so it is only used where its micro-kernel runs.
+      static const bool brgemm_ok =
+          cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
+      if (brgemm_ok && !trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
         return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
       }
     }
@@ -80,7 +85,9 @@ struct CPUBackend {
   // spread across threads when there is enough work to pay for waking them.
   static void tiled_brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                            const float* b, int64_t ldb, bool add_c, float* c, int64_t ldc) {
-    constexpr int64_t kRows = 64, kCols = 256;  // kCols: a multiple of 16 floats
+    // Tiles small enough that every thread gets work at batch 64 and G*H = 256,
+    // large enough that each brgemm call amortises its dispatch.
+    constexpr int64_t kRows = 64, kCols = 64;  // kCols: a multiple of 16 floats
     constexpr int64_t kMinFlopsPerThread = 1 << 19;
     const int64_t row_tiles = (m + kRows - 1) / kRows;
     const int64_t col_tiles = (n + kCols - 1) / kCols;
