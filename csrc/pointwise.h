@@ -7,9 +7,10 @@
 //
 // Layouts (row-major; G = number of gates, H = hidden size, B = batch, N = total
 // rows over all time steps, K = Cell::kSaved workspace planes):
-//   x_proj   [N, G*H]  W_ih x + folded biases, all steps (this step's rows used)
+//   x_proj   [N, G*H]  W_ih x, all steps (this step's rows used)
+//   bias     [G*H]     b_ih + b_hh, except GRU's b_hn (kept apart: the reset gate scales it)
 //   h_proj   [B, G*H]  W_hh h_prev for this step (no bias)
-//   h, c     [B, H]    recurrent state, updated in place for rows b < batch of the step
+//   h, c     [B, H]    recurrent state: h double-buffered (h_prev -> h), c in place
 //   out      [N, H]    hidden output of every step
 //   ws       [K, N, H] workspace saved for backward; plane K-1 holds h_prev
 //   dgates_x [N, G*H]  d loss / d x_proj (input side of the gates)
@@ -29,9 +30,12 @@ template <typename scalar_t>
 struct ForwardStep {
   const scalar_t* x_proj;  // [bs, G*H]
   const scalar_t* h_proj;  // [bs, G*H]
+  const scalar_t* bias;    // [G*H] folded biases (zeros without bias)
   const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate; zeros without bias)
-  scalar_t* h;             // [B, H] state, rows < bs updated in place
-  scalar_t* c;             // [B, H] LSTM cell state, else nullptr
+  const scalar_t* h_prev;  // [B, H] state before the step (the GEMM's input)
+  scalar_t* h;             // [B, H] state after the step, rows < bs written; never h_prev,
+                           // which other threads' GEMM tiles may still be reading
+  scalar_t* c;             // [B, H] LSTM cell state, else nullptr; updated in place
   scalar_t* out;           // [bs, H]
   scalar_t* ws;            // [K, N, H] at the step's first row; written when training
   int64_t plane;           // N * H, the stride between workspace planes
@@ -66,11 +70,11 @@ struct RNNCell {
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
-    const acc_t pre = acc_t(s.x_proj[b * s.H + j]) + acc_t(s.h_proj[b * s.H + j]);
+    const acc_t pre = acc_t(s.x_proj[e]) + acc_t(s.h_proj[e]) + acc_t(s.bias[j]);
     const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, kRelu));
     if constexpr (kTraining) {
       s.ws[e] = h;
-      s.ws[s.plane + e] = s.h[e];
+      s.ws[s.plane + e] = s.h_prev[e];
     }
     s.h[e] = h;
     s.out[e] = h;
@@ -96,12 +100,10 @@ struct LSTMCell {
     const int64_t H = s.H;
     const int64_t e = b * H + j;
     const int64_t g = b * 4 * H + j;  // gate i of this element; f, g, o follow at +H
-    const auto a = cells::lstm_forward<acc_t>(
-        acc_t(s.x_proj[g]) + acc_t(s.h_proj[g]),
-        acc_t(s.x_proj[g + H]) + acc_t(s.h_proj[g + H]),
-        acc_t(s.x_proj[g + 2 * H]) + acc_t(s.h_proj[g + 2 * H]),
-        acc_t(s.x_proj[g + 3 * H]) + acc_t(s.h_proj[g + 3 * H]),
-        acc_t(s.c[e]));
+    const auto pre = [&](int64_t k) {  // gate k's pre-activation
+      return acc_t(s.x_proj[g + k * H]) + acc_t(s.h_proj[g + k * H]) + acc_t(s.bias[j + k * H]);
+    };
+    const auto a = cells::lstm_forward<acc_t>(pre(0), pre(1), pre(2), pre(3), acc_t(s.c[e]));
     if constexpr (kTraining) {
       const int64_t p = s.plane;
       s.ws[e] = scalar_t(a.i);
@@ -110,7 +112,7 @@ struct LSTMCell {
       s.ws[3 * p + e] = scalar_t(a.o);
       s.ws[4 * p + e] = scalar_t(a.c);
       s.ws[5 * p + e] = s.c[e];
-      s.ws[6 * p + e] = s.h[e];
+      s.ws[6 * p + e] = s.h_prev[e];
     }
     s.c[e] = scalar_t(a.c);
     s.h[e] = scalar_t(a.h);
@@ -149,15 +151,16 @@ struct GRUCell {
     const int64_t g = b * 3 * H + j;  // gate r of this element; z, n follow at +H
     const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + acc_t(s.b_hn[j]);
     const auto a = cells::gru_forward<acc_t>(
-        acc_t(s.x_proj[g]), acc_t(s.x_proj[g + H]), acc_t(s.x_proj[g + 2 * H]),
-        acc_t(s.h_proj[g]), acc_t(s.h_proj[g + H]), h_n, acc_t(s.h[e]));
+        acc_t(s.x_proj[g]) + acc_t(s.bias[j]), acc_t(s.x_proj[g + H]) + acc_t(s.bias[j + H]),
+        acc_t(s.x_proj[g + 2 * H]) + acc_t(s.bias[j + 2 * H]),
+        acc_t(s.h_proj[g]), acc_t(s.h_proj[g + H]), h_n, acc_t(s.h_prev[e]));
     if constexpr (kTraining) {
       const int64_t p = s.plane;
       s.ws[e] = scalar_t(a.r);
       s.ws[p + e] = scalar_t(a.z);
       s.ws[2 * p + e] = scalar_t(a.n);
       s.ws[3 * p + e] = scalar_t(h_n);
-      s.ws[4 * p + e] = s.h[e];
+      s.ws[4 * p + e] = s.h_prev[e];
     }
     s.h[e] = scalar_t(a.h);
     s.out[e] = scalar_t(a.h);

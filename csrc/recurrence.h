@@ -37,23 +37,28 @@ struct Recurrence {
   static constexpr int G = Cell::kGates;
   static constexpr int K = Cell::kSaved;
 
-  // Input projection of all steps at once, [N, G*H], starting from every bias
-  // that can be folded into it: b_ih, and b_hh except GRU's b_hn, which the
-  // reset gate scales.
-  static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih,
-                                     const c10::optional<at::Tensor>& b_ih,
-                                     const c10::optional<at::Tensor>& b_hh) {
-    const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0), H = GH / G;
+  // Every bias that can be added to the input projection: b_ih, and b_hh
+  // except GRU's b_hn, which the reset gate scales. [G*H], zeros without bias.
+  static at::Tensor folded_bias(const at::Tensor& w_ih, const c10::optional<at::Tensor>& b_ih,
+                                const c10::optional<at::Tensor>& b_hh) {
+    const int64_t GH = w_ih.size(0), H = GH / G;
     at::Tensor bias = at::zeros({GH}, w_ih.options());
     if (b_ih.has_value()) bias.add_(*b_ih);
     if (b_hh.has_value()) {
       const int64_t folded = std::is_same_v<Cell, GRUCell> ? 2 * H : GH;
       bias.narrow(0, 0, folded).add_(b_hh->narrow(0, 0, folded));
     }
-    at::Tensor x_proj = bias.expand({N, GH}).contiguous();
+    return bias;
+  }
+
+  // Input projection of all steps at once, x W_ih^T: [N, G*H]. The biases are
+  // added in the pointwise pass, which saves a pass over this large buffer.
+  static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih) {
+    const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0);
+    at::Tensor x_proj = at::empty({N, GH}, x.options());
     const at::Tensor w_ih_t = w_ih.t().contiguous();  // [I, G*H]
     Backend::gemm(false, false, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
-                  w_ih_t.const_data_ptr<scalar_t>(), GH, scalar_t(1),
+                  w_ih_t.const_data_ptr<scalar_t>(), GH, scalar_t(0),
                   x_proj.mutable_data_ptr<scalar_t>(), GH);
     return x_proj;
   }
@@ -70,39 +75,55 @@ struct Recurrence {
     const int64_t H = w_hh.size(1);
     const int64_t B = h0.size(0);
 
-    const at::Tensor x_proj = input_projection(x, w_ih, b_ih, b_hh);  // [N, G*H]
+    const at::Tensor x_proj = input_projection(x, w_ih);               // [N, G*H]
+    const at::Tensor bias = folded_bias(w_ih, b_ih, b_hh);             // [G*H]
     const at::Tensor w_hh_t = w_hh.t().contiguous();                   // [H, G*H]
     at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
     if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) b_hn.copy_(b_hh->narrow(0, 2 * H, H));
-    at::Tensor h = h0.clone(at::MemoryFormat::Contiguous);             // [B, H] becomes h_n
+    // [2, B, H] the hidden state, double-buffered: a step reads one buffer
+    // (its GEMM's input) and writes the other. Both start as h0.
+    at::Tensor h_buffers = h0.unsqueeze(0).expand({2, B, H}).contiguous();
     at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
     at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
     at::Tensor ws = at::empty({training ? K : 0, N, H}, x.options());  // [K, N, H]
     at::Tensor h_proj = at::empty({B, G * H}, x.options());            // [B, G*H]
 
-    ForwardStep<scalar_t> s;
+    ForwardStep<scalar_t> s{};
+    s.bias = bias.const_data_ptr<scalar_t>();
     s.b_hn = b_hn.const_data_ptr<scalar_t>();
-    s.h = h.mutable_data_ptr<scalar_t>();
     s.c = c.defined() ? c.mutable_data_ptr<scalar_t>() : nullptr;
     s.h_proj = h_proj.const_data_ptr<scalar_t>();
     s.plane = N * H;
     s.H = H;
     const scalar_t* w_hh_t_p = w_hh_t.const_data_ptr<scalar_t>();
+    scalar_t* cur = h_buffers[0].mutable_data_ptr<scalar_t>();
+    scalar_t* nxt = h_buffers[1].mutable_data_ptr<scalar_t>();
+    int64_t prev_batch = B;
     bool_switch(training, [&](auto kTraining) {
       bool_switch(relu, [&](auto kRelu) {
         for (const Step& step : steps) {
-          if (step.batch == 0) continue;
-          // h_proj[0:batch] = h[0:batch] W_hh^T
-          Backend::gemm(false, false, step.batch, G * H, H, scalar_t(1), s.h, H, w_hh_t_p, G * H,
-                        scalar_t(0), h_proj.mutable_data_ptr<scalar_t>(), G * H);
+          // Sequences that ended at the previous step keep their final state in
+          // both buffers (only when the batch shrinks, as it does going forwards).
+          if (step.batch < prev_batch) {
+            std::copy(cur + step.batch * H, cur + prev_batch * H, nxt + step.batch * H);
+          }
+          prev_batch = step.batch;
+          s.h_prev = cur;
+          s.h = nxt;
           s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
           s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
           s.ws = ws.mutable_data_ptr<scalar_t>() + (kTraining ? step.offset * H : 0);
-          Backend::pointwise(step.batch, H, ForwardFn<Cell, scalar_t, kTraining, kRelu>{s});
+          // h_proj[0:batch] = h[0:batch] W_hh^T, then the gates, per block of hidden units
+          Backend::gemm_pointwise(step.batch, H, G, H, s.h_prev, H, w_hh_t_p, G * H, false,
+                                  h_proj.mutable_data_ptr<scalar_t>(), G * H, step.batch,
+                                  ForwardFn<Cell, scalar_t, kTraining, kRelu>{s});
+          std::swap(cur, nxt);
         }
       });
     });
-    return {out, h, c, ws};
+    // the buffer the last step wrote (cur after the swap); a copy, not a view of both
+    const at::Tensor h_n = h_buffers[cur == h_buffers[0].data_ptr<scalar_t>() ? 0 : 1].clone();
+    return {out, h_n, c, ws};
   }
 
   // grad_out: [N, H]; grad_h_n, grad_c_n: [B, H] (grad_c_n undefined unless LSTM).
@@ -122,26 +143,36 @@ struct Recurrence {
     at::Tensor dgates_h = Cell::kDirectDh ? at::empty({N, G * H}, x.options())
                                           : dgates_x;                 // [N, G*H]
 
-    BackwardStep<scalar_t> s;
+    BackwardStep<scalar_t> s{};
     s.dh = dh.mutable_data_ptr<scalar_t>();
     s.dc = dc.defined() ? dc.mutable_data_ptr<scalar_t>() : nullptr;
     s.plane = N * H;
     s.H = H;
     const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
+    // Steps in reverse order of the forward. Each step's recurrent gradient
+    // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
+    // pointwise pass of the step after it, per block of hidden units: that
+    // pass reads only its own units' dh.
+    const scalar_t* no_rows = nullptr;  // the first pass has no GEMM before it
+    int64_t gemm_rows = 0;
     bool_switch(relu, [&](auto kRelu) {
       for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
         const Step& step = *it;
-        if (step.batch == 0) continue;
+        const scalar_t* gemm_a = gemm_rows > 0 ? s.dgates_h : no_rows;
         s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
         s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
         s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
         s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
-        Backend::pointwise(step.batch, H, BackwardFn<Cell, scalar_t, kRelu>{s});
-        // dh[0:batch] (+)= dgates_h[step rows] W_hh
-        Backend::gemm(false, false, step.batch, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p,
-                      H, scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
+        Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_hh_p, H,
+                                Cell::kDirectDh, s.dh, H, step.batch,
+                                BackwardFn<Cell, scalar_t, kRelu>{s});
+        gemm_rows = step.batch;
       }
     });
+    if (gemm_rows > 0) {  // the last step's GEMM, into grad_h0
+      Backend::gemm(false, false, gemm_rows, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p, H,
+                    scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
+    }
 
     const int64_t I = x.size(1);
     at::Tensor grad_x = at::empty({N, I}, x.options());  // [N, I] = dgates_x W_ih

@@ -36,11 +36,7 @@ struct CPUBackend {
                    const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
                    scalar_t* c, int64_t ldc) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
-      // reference loop, so it is only used where its micro-kernel runs.
-      static const bool brgemm_ok =
-          cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
-      if (brgemm_ok && !trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+      if (brgemm_ok() && !trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
         return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
       }
     }
@@ -70,17 +66,60 @@ struct CPUBackend {
   template <class F>
   static void pointwise(int64_t rows, int64_t H, const F& f) {
     constexpr int64_t kGrain = 4096;  // elements per thread, at least
-    const cpu::Isa isa = cpu::isa();
     at::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
-      switch (isa) {
-        case cpu::Isa::kAvx512: pointwise_avx512(f, begin, end, H); break;
-        case cpu::Isa::kAvx2: pointwise_avx2(f, begin, end, H); break;
-        default: pointwise_default(f, begin, end, H); break;
+      for (int64_t b = begin / H; b * H < end; ++b) {
+        pointwise_block(f, b, b + 1, std::max(begin - b * H, int64_t(0)), std::min(end - b * H, H));
       }
     });
   }
 
+  // One time step, fused per block of hidden units [j0, j1): the GEMM
+  //   C[0:rows, s*H + j] (+)= A[0:rows, 0:k] W[0:k, s*H + j]   for each slice s < slices
+  // (the gates of those units), then f(b, j) for b < f_rows, j in [j0, j1),
+  // by the same thread: the pointwise pass reads only the columns its own
+  // GEMM tiles produced, while they are in its cache, and each step costs one
+  // parallel region instead of two.
+  template <typename scalar_t, class F>
+  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k,
+                             const scalar_t* a, int64_t lda, const scalar_t* w, int64_t ldw,
+                             bool add_c, scalar_t* c, int64_t ldc, int64_t f_rows, const F& f) {
+    if (!(std::is_same_v<scalar_t, float> && brgemm_ok())) {
+      if (rows > 0) {
+        gemm<scalar_t>(false, false, rows, slices * H, k, scalar_t(1), a, lda, w, ldw,
+                       scalar_t(add_c ? 1 : 0), c, ldc);
+      }
+      return pointwise(f_rows, H, f);
+    }
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      constexpr int64_t kBlock = 64;  // hidden units per block: a multiple of 16 floats
+      const int64_t blocks = (H + kBlock - 1) / kBlock;
+      const int64_t block_work = 2 * rows * slices * std::min(H, kBlock) * k +
+                                 64 * f_rows * std::min(H, kBlock);  // ~flops of the pointwise
+      const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(block_work, 1));
+      at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+        const int64_t j0 = begin * kBlock, j1 = std::min(end * kBlock, H);
+        if (rows > 0) {
+          for (int64_t sl = 0; sl < slices; ++sl) {
+            at::native::cpublas::brgemm(rows, j1 - j0, k, lda, ldw, ldc, add_c, a,
+                                        w + sl * H + j0, c + sl * H + j0, /*is_vnni=*/false);
+          }
+        }
+        pointwise_block(f, 0, f_rows, j0, j1);
+      });
+    }
+  }
+
  private:
+  static constexpr int64_t kMinWorkPerThread = 1 << 19;  // flops worth waking a thread for
+
+  // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
+  // reference loop, so it is only used where its micro-kernel runs.
+  static bool brgemm_ok() {
+    static const bool ok =
+        cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
+    return ok;
+  }
+
   // C[m, n] (+)= A[m, k] B[k, n], row-major, in tiles of at most kRows x kCols,
   // spread across threads when there is enough work to pay for waking them.
   static void tiled_brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
@@ -88,11 +127,10 @@ struct CPUBackend {
     // Tiles small enough that every thread gets work at batch 64 and G*H = 256,
     // large enough that each brgemm call amortises its dispatch.
     constexpr int64_t kRows = 64, kCols = 64;  // kCols: a multiple of 16 floats
-    constexpr int64_t kMinFlopsPerThread = 1 << 19;
     const int64_t row_tiles = (m + kRows - 1) / kRows;
     const int64_t col_tiles = (n + kCols - 1) / kCols;
     const int64_t tile_flops = 2 * std::min(m, kRows) * std::min(n, kCols) * k;
-    const int64_t grain = std::max<int64_t>(1, kMinFlopsPerThread / std::max<int64_t>(tile_flops, 1));
+    const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
     at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
@@ -103,17 +141,23 @@ struct CPUBackend {
     });
   }
 
-  // Elements [begin, end) of the flattened [rows, H] range, row by row.
-#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                     \
-  template <class F>                                                             \
-  TARGET static void NAME(const F& f, int64_t begin, int64_t end, int64_t H) {   \
-    for (int64_t b = begin / H; b * H < end; ++b) {                              \
-      const int64_t j_end = std::min(end - b * H, H);                            \
-      _Pragma("GCC ivdep") for (int64_t j = std::max(begin - b * H, int64_t(0)); \
-                                j < j_end; ++j) {                                \
-        f(b, j);                                                                 \
-      }                                                                          \
-    }                                                                            \
+  // f(b, j) for b in [b0, b1), j in [j0, j1) with the best instruction set.
+  template <class F>
+  static void pointwise_block(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {
+    switch (cpu::isa()) {
+      case cpu::Isa::kAvx512: return pointwise_avx512(f, b0, b1, j0, j1);
+      case cpu::Isa::kAvx2: return pointwise_avx2(f, b0, b1, j0, j1);
+      default: return pointwise_default(f, b0, b1, j0, j1);
+    }
+  }
+
+  // The loop over j of each row is the one to vectorise.
+#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                                \
+  template <class F>                                                                        \
+  TARGET static void NAME(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {     \
+    for (int64_t b = b0; b < b1; ++b) {                                                     \
+      _Pragma("GCC ivdep") for (int64_t j = j0; j < j1; ++j) { f(b, j); }                   \
+    }                                                                                       \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)
