@@ -19,6 +19,7 @@
 
 #include "pointwise.h"
 #include "static_switch.h"
+#include "temporaries.h"
 
 namespace fastrnn {
 
@@ -55,7 +56,7 @@ struct Recurrence {
   // added in the pointwise pass, which saves a pass over this large buffer.
   static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih) {
     const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0);
-    at::Tensor x_proj = at::empty({N, GH}, x.options());
+    at::Tensor x_proj = Backend::temporary(Scratch::kInputProjection, {N, GH}, x.options());
     const at::Tensor w_ih_t = w_ih.t().contiguous();  // [I, G*H]
     Backend::gemm(false, false, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
                   w_ih_t.const_data_ptr<scalar_t>(), GH, scalar_t(0),
@@ -86,7 +87,8 @@ struct Recurrence {
     at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
     at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
     at::Tensor ws = at::empty({training ? K : 0, N, H}, x.options());  // [K, N, H]
-    at::Tensor h_proj = at::empty({B, G * H}, x.options());            // [B, G*H]
+    at::Tensor h_proj =                                                // [B, G*H]
+        Backend::temporary(Scratch::kRecurrentProjection, {B, G * H}, x.options());
 
     ForwardStep<scalar_t> s{};
     s.bias = bias.const_data_ptr<scalar_t>();
@@ -139,9 +141,11 @@ struct Recurrence {
     at::Tensor dh = grad_h_n.clone(at::MemoryFormat::Contiguous);  // [B, H] becomes grad_h0
     at::Tensor dc = grad_c_n.defined() ? grad_c_n.clone(at::MemoryFormat::Contiguous)
                                        : grad_c_n;                    // [B, H]
-    at::Tensor dgates_x = at::empty({N, G * H}, x.options());         // [N, G*H]
-    at::Tensor dgates_h = Cell::kDirectDh ? at::empty({N, G * H}, x.options())
-                                          : dgates_x;                 // [N, G*H]
+    at::Tensor dgates_x =                                             // [N, G*H]
+        Backend::temporary(Scratch::kGatesGradX, {N, G * H}, x.options());
+    at::Tensor dgates_h = Cell::kDirectDh                             // [N, G*H]
+        ? Backend::temporary(Scratch::kGatesGradH, {N, G * H}, x.options())
+        : dgates_x;
 
     BackwardStep<scalar_t> s{};
     s.dh = dh.mutable_data_ptr<scalar_t>();

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "isa.h"
+#include "scratch.h"
 
 extern "C" {
 // Fortran BLAS, exported by libtorch_cpu. Column-major.
@@ -58,6 +59,12 @@ struct CPUBackend {
     } else {
       dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b, &lda_, a, &ldb_, &beta, c, &ldc_);
     }
+  }
+
+  // A buffer that lives only during the current op call (see scratch.h).
+  static at::Tensor temporary(Scratch slot, at::IntArrayRef sizes,
+                              const at::TensorOptions& options) {
+    return cpu::scratch(slot, sizes, options);
   }
 
   // f(b, j) for b in [0, rows), j in [0, H), split across threads only when

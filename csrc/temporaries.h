@@ -1,0 +1,15 @@
+#pragma once
+// The temporaries of one op call that a backend may keep between calls
+// (Backend::temporary): buffers no output aliases, dead when the call returns.
+
+namespace fastrnn {
+
+enum class Scratch {
+  kInputProjection,      // [N, G*H]  forward: x W_ih^T
+  kRecurrentProjection,  // [B, G*H]  forward: h_prev W_hh^T of one step
+  kGatesGradX,           // [N, G*H]  backward: d loss / d x_proj
+  kGatesGradH,           // [N, G*H]  backward: d loss / d h_proj (GRU only)
+  kCount
+};
+
+}  // namespace fastrnn
