@@ -98,7 +98,10 @@ struct CPUBackend {
       return pointwise(f_rows, H, f);
     }
     if constexpr (std::is_same_v<scalar_t, float>) {
-      constexpr int64_t kBlock = 64;  // hidden units per block: a multiple of 16 floats
+      // Hidden units per block: an equal share per thread (fewer, larger brgemm
+      // calls), a multiple of 16 floats, at most 256.
+      const int64_t share = (H + at::get_num_threads() - 1) / at::get_num_threads();
+      const int64_t kBlock = std::min<int64_t>(256, std::max<int64_t>(16, (share + 15) / 16 * 16));
       const int64_t blocks = (H + kBlock - 1) / kBlock;
       const int64_t block_work = 2 * rows * slices * std::min(H, kBlock) * k +
                                  64 * f_rows * std::min(H, kBlock);  // ~flops of the pointwise
