@@ -22,13 +22,12 @@ _CELLS = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
 class _FastRNNBase(nn.RNNBase):
     def __init__(self, mode, *args, **kwargs):
         super().__init__(mode, *args, **kwargs)
-        if self.bidirectional:
-            raise NotImplementedError("fastrnn: bidirectional=True is not supported yet")
         if self.proj_size > 0:
             raise NotImplementedError("fastrnn: proj_size > 0 is not supported yet")
 
-    def _layer_weights(self, layer):
-        names = self._all_weights[layer]
+    def _layer_weights(self, index):
+        """w_ih, w_hh, b_ih, b_hh of one layer and direction (index = layer * D + d)."""
+        names = self._all_weights[index]
         w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
         if self.bias:
             return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
@@ -41,26 +40,62 @@ class _FastRNNBase(nn.RNNBase):
         if state.device != input.device:
             raise RuntimeError(f"{name} is on {state.device} but input is on {input.device}")
 
-    def _run(self, input, hx, cx):
-        """input: [T, B, I] (batch_first already undone); hx, cx: [L, B, H]."""
+    def _run(self, input, hx, cx, batch_sizes):
+        """input: [T, B, I] (batch_first already undone), or packed [N, I] with
+        batch_sizes; hx, cx: [L * D, B, H]. Each layer runs one fused op per
+        direction; the reverse direction reads each sequence from its own end."""
         if input.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
         cell = _CELLS[self.mode]
         relu = self.mode == "RNN_RELU"
+        directions = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         output = input
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 output = F.dropout(output, self.dropout, training=True)
-            output, h, c = ops.layer(cell, output, hx[layer], None if cx is None else cx[layer],
-                                     *self._layer_weights(layer), relu=relu)
-            h_n.append(h)
-            c_n.append(c)
+            outputs = []
+            for direction in range(directions):
+                i = layer * directions + direction
+                out, h, c = ops.layer(cell, output, hx[i], None if cx is None else cx[i],
+                                      *self._layer_weights(i), batch_sizes=batch_sizes,
+                                      reverse=direction == 1, relu=relu)
+                outputs.append(out)
+                h_n.append(h)
+                c_n.append(c)
+            output = outputs[0] if directions == 1 else torch.cat(outputs, -1)
         return output, torch.stack(h_n), None if cx is None else torch.stack(c_n)
+
+    def _zero_state(self, batch, input):
+        directions = 2 if self.bidirectional else 1
+        zeros = torch.zeros(self.num_layers * directions, batch, self.hidden_size,
+                            dtype=input.dtype, device=input.device)
+        return (zeros, zeros) if self.mode == "LSTM" else zeros
+
+    def _check_states(self, hx, input):
+        if self.mode == "LSTM":
+            self._check_state("hx[0]", hx[0], input)
+            self._check_state("hx[1]", hx[1], input)
+        else:
+            self._check_state("hx", hx, input)
+
+    def _forward_packed(self, packed, hx):
+        input, batch_sizes, sorted_indices, unsorted_indices = packed
+        if hx is None:
+            hx = self._zero_state(int(batch_sizes[0]), input)
+        else:  # the caller's order of sequences, sorted as the packed data is
+            hx = self.permute_hidden(hx, sorted_indices)
+        self.check_forward_args(input, hx, batch_sizes)
+        self._check_states(hx, input)
+        h0, c0 = hx if self.mode == "LSTM" else (hx, None)
+        output, h_n, c_n = self._run(input, h0, c0, batch_sizes)
+        hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
+        return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
+                self.permute_hidden(hidden, unsorted_indices))
 
     def _forward(self, input, hx):
         if isinstance(input, PackedSequence):
-            raise NotImplementedError("fastrnn: PackedSequence input is not supported yet")
+            return self._forward_packed(input, hx)
         is_lstm = self.mode == "LSTM"
         if input.dim() not in (2, 3):  # torch.nn's three wordings
             what = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
@@ -71,11 +106,8 @@ class _FastRNNBase(nn.RNNBase):
         batch_dim = 0 if self.batch_first else 1
         if not is_batched:
             input = input.unsqueeze(batch_dim)
-        batch = input.size(batch_dim)
         if hx is None:
-            zeros = torch.zeros(self.num_layers, batch, self.hidden_size, dtype=input.dtype,
-                                device=input.device)
-            hx = (zeros, zeros) if is_lstm else zeros
+            hx = self._zero_state(input.size(batch_dim), input)
         else:
             states = hx if is_lstm else (hx,)
             want = 3 if is_batched else 2
@@ -91,14 +123,12 @@ class _FastRNNBase(nn.RNNBase):
                 states = tuple(s.unsqueeze(1) for s in states)
             hx = states if is_lstm else states[0]
         self.check_forward_args(input, hx, None)
+        self._check_states(hx, input)
         h0, c0 = hx if is_lstm else (hx, None)
-        self._check_state("hx[0]" if is_lstm else "hx", h0, input)
-        if is_lstm:
-            self._check_state("hx[1]", c0, input)
 
         if self.batch_first:
             input = input.transpose(0, 1)
-        output, h_n, c_n = self._run(input, h0, c0)
+        output, h_n, c_n = self._run(input, h0, c0, None)
         if self.batch_first:
             output = output.transpose(0, 1)
         if not is_batched:
@@ -138,9 +168,11 @@ class LSTM(_FastRNNBase):
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
 
-    # torch.nn.LSTM's: the cell state has hidden_size features (proj_size aside).
+    # torch.nn.LSTM's: the cell state has hidden_size features (proj_size aside),
+    # and (h, c) are permuted together for packed input.
     get_expected_cell_size = nn.LSTM.get_expected_cell_size
     check_forward_args = nn.LSTM.check_forward_args
+    permute_hidden = nn.LSTM.permute_hidden
 
     def forward(self, input, hx=None):
         return self._forward(input, hx)

@@ -62,11 +62,16 @@ def is_lstm(module):
     return module.mode == "LSTM"
 
 
+def directions(module):
+    return 2 if module.bidirectional else 1
+
+
 def state_shape(module, batch):
     """Shape of h0 (and c0) for a batch; batch None means unbatched input."""
+    layers = module.num_layers * directions(module)
     if batch is None:
-        return (module.num_layers, module.hidden_size)
-    return (module.num_layers, batch, module.hidden_size)
+        return (layers, module.hidden_size)
+    return (layers, batch, module.hidden_size)
 
 
 def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None):
@@ -77,7 +82,7 @@ def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None
     "h_n" (and "c_n") to the gradients sent back into those outputs.
     """
     batch_first = module.batch_first if batch_first is None else batch_first
-    H, I = module.hidden_size, module.input_size
+    H, I = module.hidden_size * directions(module), module.input_size  # H: output features
     if batch is None:
         x_shape, out_shape = (seq_len, I), (seq_len, H)
     elif batch_first:

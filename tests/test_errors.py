@@ -3,7 +3,6 @@ raise what torch.nn raises, and the ops name the offending argument."""
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
 from conftest import CELLS, make_pair
@@ -155,8 +154,7 @@ def test_unsupported_dtype(cell, dtype):
         ours(x)
 
 
-@pytest.mark.parametrize("kwargs", [{"bidirectional": True}, {"proj_size": 3}],
-                         ids=["bidirectional", "proj_size"])
+@pytest.mark.parametrize("kwargs", [{"proj_size": 3}], ids=["proj_size"])
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_not_yet_supported_options(cell, kwargs):
     torch_cls, fast_cls, extra = CELLS[cell]
@@ -170,14 +168,6 @@ def test_not_yet_supported_options(cell, kwargs):
     torch_cls(I, H, **extra, **kwargs)  # torch.nn supports it
     with pytest.raises(NotImplementedError, match=next(iter(kwargs))):
         fast_cls(I, H, **extra, **kwargs)
-
-
-@pytest.mark.parametrize("cell", CELL_IDS)
-def test_packed_sequence_not_yet_supported(cell):
-    _, ours = make_pair(cell, I, H, dtype=torch.float32, num_layers=L)
-    packed = pack_padded_sequence(torch.randn(5, B, I), torch.tensor([5, 3, 2]))
-    with pytest.raises(NotImplementedError, match="PackedSequence"):
-        ours(packed)
 
 
 def test_unknown_nonlinearity_like_torch():

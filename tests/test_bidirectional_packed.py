@@ -1,0 +1,113 @@
+"""Bidirectional layers and PackedSequence input against torch.nn: outputs,
+final states and every gradient, float64 to 1e-10 and float32 by the
+project's rule (at most twice torch.nn's own error against float64)."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from conftest import (CELLS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
+                      is_lstm, make_inputs, make_pair)
+
+CELL_IDS = list(CELLS)
+
+# (seq_len, batch, input_size, hidden_size, num_layers, bias, given initial state)
+SHAPES = [
+    pytest.param(7, 3, 5, 6, 1, True, True, id="T7-B3-L1"),
+    pytest.param(9, 4, 3, 5, 2, True, False, id="T9-B4-L2-nostate"),
+    pytest.param(5, 5, 4, 33, 3, False, True, id="T5-B5-H33-L3-nobias"),
+    pytest.param(1, 2, 3, 4, 2, True, True, id="T1-B2-L2"),
+]
+
+# lengths of each batch's sequences: unsorted, with length 1 and equal lengths
+LENGTHS = {3: [7, 2, 7], 4: [3, 9, 1, 9], 5: [5, 5, 1, 3, 2], 2: [1, 1]}
+
+
+@pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
+@pytest.mark.parametrize("batch_first", [False, True], ids=["", "bf"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_bidirectional_matches_torch(cell, T, B, I, H, L, bias, given, batch_first):
+    ref, ours = make_pair(cell, I, H, num_layers=L, bias=bias, batch_first=batch_first,
+                          bidirectional=True)
+    x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
+    compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
+            atol=1e-10, rtol=1e-10)
+
+
+def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
+    """forward_backward for a PackedSequence made from the padded x [T, B, I]:
+    the upstream gradient of the output applies to the re-padded output."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    states = ()
+    if hx is not None:
+        states = tuple(s.detach().clone().requires_grad_(True)
+                       for s in (hx if isinstance(hx, tuple) else (hx,)))
+        hx = states if is_lstm(module) else states[0]
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+    output, final = module(packed, hx)
+    assert isinstance(output, PackedSequence)
+    assert torch.equal(output.batch_sizes, packed.batch_sizes)
+    padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
+    assert torch.equal(out_lengths, torch.as_tensor(lengths))
+    results = {"output": padded}
+    results.update(zip(("h_n", "c_n"), final) if is_lstm(module) else [("h_n", final)])
+    sum((results[k] * upstream[k]).sum() for k in upstream).backward()
+    out = {k: v.detach() for k, v in results.items()}
+    out["grad_input"] = x.grad
+    out.update((name, s.grad) for name, s in zip(("grad_h0", "grad_c0"), states))
+    out.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
+    return out
+
+
+@pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_packed_matches_torch(cell, T, B, I, H, L, bias, given, bidirectional, enforce_sorted):
+    lengths = [min(n, T) for n in LENGTHS[B]]
+    if enforce_sorted:
+        lengths = sorted(lengths, reverse=True)
+    ref, ours = make_pair(cell, I, H, num_layers=L, bias=bias, bidirectional=bidirectional)
+    x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
+    theirs = packed_forward_backward(ref, x, lengths, enforce_sorted, hx, upstream)
+    got = packed_forward_backward(ours, x, lengths, enforce_sorted, hx, upstream)
+    compare(got, theirs, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_packed_bidirectional_float32_within_twice_torch(cell):
+    ref32, ours32 = make_pair(cell, 5, 33, dtype=torch.float32, num_layers=2, bidirectional=True)
+    x, hx, upstream = make_inputs(ref32, 9, 4, torch.float32)
+    lengths = LENGTHS[4]
+    truth = packed_forward_backward(cast_module(ref32, torch.float64),
+                                    *cast_inputs(x, None, None, torch.float64)[:1], lengths,
+                                    False, *cast_inputs(None, hx, upstream, torch.float64)[1:])
+    theirs = packed_forward_backward(ref32, x, lengths, False, hx, upstream)
+    got = packed_forward_backward(ours32, x, lengths, False, hx, upstream)
+    bad = float32_excess(got, theirs, truth)
+    assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
+
+
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_bidirectional_dropout_matches_torch_in_training(cell):
+    ref, ours = make_pair(cell, 4, 6, num_layers=3, dropout=0.4, bidirectional=True)
+    ref.train(), ours.train()
+    x, hx, _ = make_inputs(ref, 6, 3, torch.float64)
+    torch.manual_seed(7)
+    expected, _ = ref(x, hx)
+    torch.manual_seed(7)
+    got, _ = ours(x, hx)
+    torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
+    torch.manual_seed(8)
+    assert not torch.allclose(ours(x, hx)[0], got), "dropout changed nothing"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_compiled_bidirectional_training_matches_eager(cell):
+    ref, ours = make_pair(cell, 4, 8, num_layers=2, bidirectional=True)
+    compiled = torch.compile(ours, fullgraph=True)
+    x, hx, upstream = make_inputs(ours, 5, 3, torch.float64)
+    got = {k.replace("_orig_mod.", ""): v
+           for k, v in forward_backward(compiled, x, hx, upstream).items()}
+    compare(got, forward_backward(ref, x, hx, upstream), atol=1e-10, rtol=1e-10)
