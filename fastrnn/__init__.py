@@ -5,7 +5,8 @@
 """
 
 from . import ops, reference
+from .cells import GRUCell, LSTMCell, RNNCell
 from .modules import GRU, LSTM, RNN
 
-__all__ = ["RNN", "LSTM", "GRU", "ops", "reference"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "ops", "reference"]
 __version__ = "0.1.0"

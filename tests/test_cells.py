@@ -1,0 +1,118 @@
+"""fastrnn's cells against torch.nn's: output, state and every gradient, float64
+to 1e-10 and float32 by the project's rule; and that they run fastrnn's op."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import fastrnn
+from conftest import compare, float32_excess
+
+CELLS = {
+    "rnn_tanh": (torch.nn.RNNCell, fastrnn.RNNCell, {"nonlinearity": "tanh"}, "rnn"),
+    "rnn_relu": (torch.nn.RNNCell, fastrnn.RNNCell, {"nonlinearity": "relu"}, "rnn"),
+    "lstm": (torch.nn.LSTMCell, fastrnn.LSTMCell, {}, "lstm"),
+    "gru": (torch.nn.GRUCell, fastrnn.GRUCell, {}, "gru"),
+}
+I, H = 5, 7
+
+
+def cell_pair(cell, dtype=torch.float64, bias=True):
+    torch_cls, fast_cls, extra, _ = CELLS[cell]
+    ref = torch_cls(I, H, bias=bias, **extra).to(dtype)
+    ours = fast_cls(I, H, bias=bias, **extra).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def step_and_grads(module, x, hx, upstream):
+    """One call, then backward of sum(upstream * outputs): outputs and grads."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    states = None if hx is None else tuple(s.detach().clone().requires_grad_(True) for s in hx)
+    arg = None if states is None else (states if len(states) == 2 else states[0])
+    out = module(x, arg)
+    outs = out if isinstance(out, tuple) else (out,)
+    sum((o * u).sum() for o, u in zip(outs, upstream)).backward()
+    result = {f"out{i}": o.detach() for i, o in enumerate(outs)}
+    result["grad_input"] = x.grad
+    result.update((f"grad_state{i}", s.grad) for i, s in enumerate(states or ()))
+    result.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
+    return result
+
+
+def inputs(cell, batch, given, dtype):
+    shape = (batch, H) if batch else (H,)
+    x = torch.randn((batch, I) if batch else (I,), dtype=dtype)
+    n = 2 if cell == "lstm" else 1
+    hx = tuple(torch.randn(shape, dtype=dtype) for _ in range(n)) if given else None
+    upstream = tuple(torch.randn(shape, dtype=dtype) for _ in range(n))
+    return x, hx, upstream
+
+
+@pytest.mark.parametrize("batch", [1, 4, 0, None], ids=["B1", "B4", "B0", "unbatched"])
+@pytest.mark.parametrize("given", [True, False], ids=["state", "nostate"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_matches_torch(cell, batch, given, bias):
+    ref, ours = cell_pair(cell, bias=bias)
+    x, hx, upstream = inputs(cell, batch, given, torch.float64)
+    compare(step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream),
+            atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_float32_within_twice_torch(cell):
+    ref, ours = cell_pair(cell, dtype=torch.float32)
+    x, hx, upstream = inputs(cell, 17, True, torch.float32)
+    as64 = lambda t: None if t is None else tuple(s.double() for s in t)
+    truth = step_and_grads(ref.double(), x.double(), as64(hx), as64(upstream))
+    ref.float()
+    bad = float32_excess(step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream),
+                         truth)
+    assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
+
+
+class _Record(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_runs_one_fastrnn_op_each_way(cell):
+    _, ours = cell_pair(cell)
+    x, hx, upstream = inputs(cell, 3, True, torch.float64)
+    with _Record() as record:
+        step_and_grads(ours, x, hx, upstream)
+    op = CELLS[cell][3]
+    assert record.names.count(f"fastrnn::{op}_forward") == 1
+    assert record.names.count(f"fastrnn::{op}_backward") == 1
+    assert not [n for n in record.names if "cell" in n or n.startswith("aten::gru")
+                or n.startswith("aten::lstm") or n.startswith("aten::rnn")]
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_bad_dims_like_torch(cell):
+    ref, ours = cell_pair(cell)
+    for module in (ref, ours):
+        with pytest.raises(ValueError, match="Expected input to be 1D or 2D, got 3D instead"):
+            module(torch.randn(2, 3, I, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_wrong_feature_size_is_a_clear_error(cell):
+    _, ours = cell_pair(cell)
+    with pytest.raises(RuntimeError, match="input"):
+        ours(torch.randn(3, I + 1, dtype=torch.float64))
+
+
+def test_cells_are_torch_cell_bases_with_torch_repr():
+    for cell in CELLS:
+        ref, ours = cell_pair(cell)
+        assert isinstance(ours, torch.nn.RNNCellBase)
+        assert repr(ours) == repr(ref)
