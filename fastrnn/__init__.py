@@ -6,7 +6,8 @@
 
 from . import ops, reference
 from .cells import GRUCell, LSTMCell, RNNCell
+from .convert import convert
 from .modules import GRU, LSTM, RNN
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "ops", "reference"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "convert", "ops", "reference"]
 __version__ = "0.1.0"
