@@ -1,0 +1,63 @@
+"""fastrnn modules train under DistributedDataParallel: two processes on the
+gloo backend (loopback only), each on half of a batch, give the gradients of
+one process on the whole batch."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import fastrnn
+
+SEQ_LEN, BATCH, INPUT, HIDDEN = 6, 4, 3, 5
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(fastrnn.LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True)).double()
+
+
+def make_batch():
+    torch.manual_seed(1)
+    return torch.randn(SEQ_LEN, BATCH, INPUT, dtype=torch.float64)
+
+
+def loss_of(model, x):
+    output, _ = model(x)
+    return output.pow(2).mean()  # a mean: DDP averages the two halves' gradients
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        model = torch.nn.parallel.DistributedDataParallel(make_model())
+        half = make_batch().chunk(world, dim=1)[rank]
+        loss_of(model, half).backward()
+        grads = {n: p.grad for n, p in model.module.named_parameters()}
+        torch.save(grads, os.path.join(out_dir, f"grads{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                    reason="torch.distributed with gloo is not available")
+def test_ddp_two_processes_match_one_process(tmp_path):
+    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    model = make_model()
+    loss_of(model, make_batch()).backward()
+    for rank in range(2):
+        grads = torch.load(tmp_path / f"grads{rank}.pt")
+        for name, p in model[0].named_parameters():
+            torch.testing.assert_close(grads[f"0.{name}"], p.grad, atol=1e-12, rtol=1e-10,
+                                       msg=f"rank {rank} {name}")
