@@ -116,9 +116,11 @@ def cast_inputs(x, hx, upstream, dtype):
     return _cast(x, dtype), _cast(hx, dtype), _cast(upstream, dtype)
 
 
-def forward_backward(module, x, hx, upstream):
+def forward_backward(module, x, hx, upstream, run=None):
     """Forward, then backward of sum(upstream[k] * result[k]) over the output
     and every final state. Inputs are not modified: fresh leaves are made.
+    run(module, x, hx) -> (output, final states) calls the module; by default
+    module(x, hx) (the packed tests pack x and re-pad the output there).
 
     Returns a dict: "output", "h_n", ("c_n"), "grad_input", ("grad_h0",
     "grad_c0" when hx was given) and "grad_<parameter name>" for every
@@ -131,7 +133,7 @@ def forward_backward(module, x, hx, upstream):
         states = tuple(s.detach().clone().requires_grad_(True)
                        for s in (hx if isinstance(hx, tuple) else (hx,)))
         hx = states if is_lstm(module) else states[0]
-    output, final = module(x, hx)
+    output, final = module(x, hx) if run is None else run(module, x, hx)
     results = {"output": output}
     if is_lstm(module):
         results["h_n"], results["c_n"] = final

@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from conftest import (CELLS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
-                      is_lstm, make_inputs, make_pair)
+                      make_inputs, make_pair)
 
 CELL_IDS = list(CELLS)
 
@@ -37,27 +37,17 @@ def test_bidirectional_matches_torch(cell, T, B, I, H, L, bias, given, batch_fir
 def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
     """forward_backward for a PackedSequence made from the padded x [T, B, I]:
     the upstream gradient of the output applies to the re-padded output."""
-    module.zero_grad(set_to_none=True)
-    x = x.detach().clone().requires_grad_(True)
-    states = ()
-    if hx is not None:
-        states = tuple(s.detach().clone().requires_grad_(True)
-                       for s in (hx if isinstance(hx, tuple) else (hx,)))
-        hx = states if is_lstm(module) else states[0]
-    packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
-    output, final = module(packed, hx)
-    assert isinstance(output, PackedSequence)
-    assert torch.equal(output.batch_sizes, packed.batch_sizes)
-    padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
-    assert torch.equal(out_lengths, torch.as_tensor(lengths))
-    results = {"output": padded}
-    results.update(zip(("h_n", "c_n"), final) if is_lstm(module) else [("h_n", final)])
-    sum((results[k] * upstream[k]).sum() for k in upstream).backward()
-    out = {k: v.detach() for k, v in results.items()}
-    out["grad_input"] = x.grad
-    out.update((name, s.grad) for name, s in zip(("grad_h0", "grad_c0"), states))
-    out.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
-    return out
+
+    def run(module, x, hx):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+        output, final = module(packed, hx)
+        assert isinstance(output, PackedSequence)
+        assert torch.equal(output.batch_sizes, packed.batch_sizes)
+        padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
+        assert torch.equal(out_lengths, torch.as_tensor(lengths))
+        return padded, final
+
+    return forward_backward(module, x, hx, upstream, run=run)
 
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)

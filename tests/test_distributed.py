@@ -46,6 +46,9 @@ def _rank_main(rank, world, port, out_dir):
         loss_of(model, half).backward()
         grads = {n: p.grad for n, p in model.module.named_parameters()}
         torch.save(grads, os.path.join(out_dir, f"grads{rank}.pt"))
+        # both ranks done before either tears the group down: rank 0 hosts the
+        # store, and a teardown racing the other rank's work aborted it
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
