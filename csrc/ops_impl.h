@@ -116,7 +116,7 @@ inline optional<Tensor> contiguous(const optional<Tensor>& t) {
   return t.has_value() ? optional<Tensor>(t->contiguous()) : c10::nullopt;
 }
 
-inline Tensor undefined_if_empty(const optional<Tensor>& t) {
+inline Tensor value_or_undefined(const optional<Tensor>& t) {
   return t.has_value() ? *t : Tensor();
 }
 
@@ -136,7 +136,7 @@ struct RNNOps {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
       detail::check_same(op, "cx", cx, input);
     }
-    const auto steps = make_schedule(detail::undefined_if_empty(batch_sizes), s.T, s.B, reverse);
+    const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
     const Tensor x = input.reshape({s.N, s.I}).contiguous();
     Tensor out, h_n, c_n, ws;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
@@ -159,7 +159,7 @@ struct RNNOps {
       detail::check_shape(op, "grad_c_n", grad_c_n, {s.B, s.H});
       detail::check_same(op, "grad_c_n", grad_c_n, input);
     }
-    const auto steps = make_schedule(detail::undefined_if_empty(batch_sizes), s.T, s.B, reverse);
+    const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
     const Tensor x = input.reshape({s.N, s.I}).contiguous();
     std::vector<Tensor> grads;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {

@@ -1,17 +1,19 @@
 #pragma once
 // The recurrence driver of one layer in one direction, written once for every
-// cell and every backend. Backend supplies the two things that differ between
-// devices: a row-major GEMM on raw pointers and a launch of the pointwise pass
-// over (b, j) in [0, rows) x [0, H). Everything outside the time loop uses ATen
-// ops, which run on any device.
+// cell and every backend. Backend supplies what differs between devices: a
+// row-major GEMM on raw pointers, a launch of the pointwise pass over (b, j) in
+// [0, rows) x [0, H), one step's GEMM followed by its pointwise pass
+// (gemm_pointwise, which a backend may fuse), and temporaries it may keep
+// between calls. Everything else outside the time loop uses ATen ops.
 //
 // Sequences are packed, as in torch.nn.utils.rnn.PackedSequence: time step t
 // owns rows [offset_t, offset_t + batch_t) of the [N, ...] buffers, and
 // batch_t never grows with t, so the sequences alive at step t are rows
 // 0..batch_t-1 of the [B, H] state. A padded [T, B, I] input is the special
-// case batch_t = B. The state rows of finished sequences are simply not
-// touched again, so h_n holds each sequence's state after its own last step;
-// in reverse, a sequence's rows keep h0 until its last element is reached.
+// case batch_t = B. The state rows of finished sequences are not updated
+// again (and are carried into the other buffer of the double-buffered h), so
+// h_n holds each sequence's state after its own last step; in reverse, a
+// sequence's rows keep h0 until its last element is reached.
 
 #include <ATen/ATen.h>
 
