@@ -1,10 +1,10 @@
 #pragma once
 // The recurrence driver of one layer in one direction, written once for every
 // cell and every backend. Backend supplies what differs between devices: a
-// row-major GEMM on raw pointers, a launch of the pointwise pass over (b, j) in
-// [0, rows) x [0, H), one step's GEMM followed by its pointwise pass
-// (gemm_pointwise, which a backend may fuse), and temporaries it may keep
-// between calls. Everything else outside the time loop uses ATen ops.
+// row-major GEMM on raw pointers (gemm), one step's GEMM followed by its
+// pointwise pass over (b, j) in [0, rows) x [0, H) (gemm_pointwise, which a
+// backend may fuse), and temporaries it may keep between calls (temporary).
+// Everything else outside the time loop uses ATen ops.
 //
 // Sequences are packed, as in torch.nn.utils.rnn.PackedSequence: time step t
 // owns rows [offset_t, offset_t + batch_t) of the [N, ...] buffers, and
@@ -159,12 +159,11 @@ struct Recurrence {
     // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
     // pointwise pass of the step after it, per block of hidden units: that
     // pass reads only its own units' dh.
-    const scalar_t* no_rows = nullptr;  // the first pass has no GEMM before it
-    int64_t gemm_rows = 0;
+    int64_t gemm_rows = 0;  // the previous step's rows; none before the first pass
     bool_switch(relu, [&](auto kRelu) {
       for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
         const Step& step = *it;
-        const scalar_t* gemm_a = gemm_rows > 0 ? s.dgates_h : no_rows;
+        const scalar_t* gemm_a = s.dgates_h;  // the previous step's dgates_h rows
         s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
         s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
         s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;

@@ -19,8 +19,6 @@ class _FastCellBase(nn.RNNCellBase):
 
     def _step(self, input, states, relu=False):
         """input [B, I], states ([B, H],) or ([B, H], [B, H]); returns h, c."""
-        if input.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
         for i, s in enumerate(states):
             if s.dtype != input.dtype:  # RuntimeError, as torch.nn's kernels raise
                 raise RuntimeError(f"hx[{i}] dtype ({s.dtype}) does not match input dtype "

@@ -44,8 +44,6 @@ class _FastRNNBase(nn.RNNBase):
         """input: [T, B, I] (batch_first already undone), or packed [N, I] with
         batch_sizes; hx, cx: [L * D, B, H]. Each layer runs one fused op per
         direction; the reverse direction reads each sequence from its own end."""
-        if input.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
         cell = _CELLS[self.mode]
         relu = self.mode == "RNN_RELU"
         directions = 2 if self.bidirectional else 1

@@ -153,6 +153,8 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx, cx: [B, H]
     (cx only for "lstm"). Returns (output, h_n, c_n), c_n None unless "lstm".
     """
+    if input.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh)
     if cell == "lstm":
         output, h_n, c_n, _ = torch.ops.fastrnn.lstm_forward(

@@ -67,19 +67,6 @@ struct CPUBackend {
     return cpu::scratch(slot, sizes, options);
   }
 
-  // f(b, j) for b in [0, rows), j in [0, H), split across threads only when
-  // there is enough work to pay for waking them. The loop over j is compiled
-  // once per instruction set and vectorised: the cell math is branch-free.
-  template <class F>
-  static void pointwise(int64_t rows, int64_t H, const F& f) {
-    constexpr int64_t kGrain = 4096;  // elements per thread, at least
-    at::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin / H; b * H < end; ++b) {
-        pointwise_block(f, b, b + 1, std::max(begin - b * H, int64_t(0)), std::min(end - b * H, H));
-      }
-    });
-  }
-
   // One time step, fused per block of hidden units [j0, j1): the GEMM
   //   C[0:rows, s*H + j] (+)= A[0:rows, 0:k] W[0:k, s*H + j]   for each slice s < slices
   // (the gates of those units), then f(b, j) for b < f_rows, j in [j0, j1),
@@ -120,6 +107,20 @@ struct CPUBackend {
   }
 
  private:
+  // gemm_pointwise's pass without brgemm: f(b, j) for b in [0, rows), j in
+  // [0, H), split across threads only when there is enough work to pay for
+  // waking them. The loop over j is compiled once per instruction set and
+  // vectorised: the cell math is branch-free.
+  template <class F>
+  static void pointwise(int64_t rows, int64_t H, const F& f) {
+    constexpr int64_t kGrain = 4096;  // elements per thread, at least
+    at::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin / H; b * H < end; ++b) {
+        pointwise_block(f, b, b + 1, std::max(begin - b * H, int64_t(0)), std::min(end - b * H, H));
+      }
+    });
+  }
+
   static constexpr int64_t kMinWorkPerThread = 1 << 19;  // flops worth waking a thread for
 
   // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
