@@ -62,7 +62,9 @@ setup(
     packages=find_packages(include=["fastrnn", "fastrnn.*"]),
     python_requires=">=3.9",
     install_requires=["torch", "numpy"],
-    extras_require={"bench": ["tqdm", "matplotlib"], "test": ["pytest", "pytest-benchmark"]},
+    extras_require={"bench": ["tqdm", "matplotlib"], "test": ["pytest", "pytest-benchmark"],
+                    # the Bach chorales of python -m fastrnn.music
+                    "music": ["music21"]},
     ext_modules=[
         CppExtension(
             "fastrnn._C",
@@ -73,5 +75,6 @@ setup(
         )
     ],
     cmdclass={"build_ext": BuildExtension},
-    entry_points={"console_scripts": ["fastrnn-bench=fastrnn.bench:main"]},
+    entry_points={"console_scripts": ["fastrnn-bench=fastrnn.bench:main",
+                                      "fastrnn-compare=fastrnn.compare:main"]},
 )

@@ -1,0 +1,161 @@
+"""Training, evaluation and sampling of a next-character model.
+
+Data: the text is encoded once into ids; a window is seq_len + 1 consecutive
+ids (input: the first seq_len, target: the last seq_len). Training windows
+start every `stride` characters of the training part (default 1: every
+position, the sliding window of the classic study, so the number of windows
+hardly depends on seq_len and an epoch's work grows with it). Validation
+windows tile the validation part without overlap, so every validation
+character is predicted once per evaluation.
+
+Determinism: the model's initial weights come from the seed (build_model),
+the order of the windows from a generator seeded with the same seed, so two
+backends given the same seed see the same weights and the same batches.
+"""
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Vocabulary", "TrainConfig", "window_starts", "windows", "train", "evaluate",
+           "sample"]
+
+
+class Vocabulary:
+    """The sorted characters of the whole text: the validation part may hold
+    a character the training part lacks, and the model must have a logit
+    for it."""
+
+    def __init__(self, text):
+        self.chars = sorted(set(text))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self):
+        return len(self.chars)
+
+    def encode(self, text):
+        missing = sorted(set(text) - self.index.keys())
+        if missing:
+            raise ValueError(f"characters not in the vocabulary: {''.join(missing)!r}")
+        return torch.tensor([self.index[c] for c in text], dtype=torch.long)
+
+    def decode(self, ids):
+        return "".join(self.chars[i] for i in ids.tolist())
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    clip: float = 5.0              # gradient norm clipping, as char-rnn
+    stride: int = 1
+    steps_per_epoch: int = 0       # 0: every window once per epoch
+    seed: int = 0
+
+
+def window_starts(n_ids, seq_len, stride):
+    """First positions of the windows of seq_len + 1 ids that fit in n_ids."""
+    if n_ids < seq_len + 1:
+        raise ValueError(f"{n_ids} characters hold no window of seq_len {seq_len} "
+                         f"(needs {seq_len + 1}); use a longer text or a shorter seq_len")
+    return torch.arange(0, n_ids - seq_len, stride)
+
+
+def windows(ids, starts, seq_len):
+    """(input, target) ids, each [len(starts), seq_len]."""
+    w = ids[starts[:, None] + torch.arange(seq_len + 1)]
+    return w[:, :-1], w[:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model, ids, seq_len, batch_size=256):
+    """(mean cross-entropy in nats, top-1 accuracy) of the next character over
+    non-overlapping windows of `ids`."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for starts in window_starts(len(ids), seq_len, seq_len).split(batch_size):
+        x, y = windows(ids, starts, seq_len)
+        logits = model(x)
+        total_loss += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        count += y.numel()
+    model.train(was_training)
+    return total_loss / count, correct / count
+
+
+def _warm_up(model, x, y):
+    """One untimed forward + backward on a copy, so the first timed run is
+    not charged for one-time work (oneDNN's JIT kernels, fastrnn's scratch
+    buffers, first-touch page faults)."""
+    twin = copy.deepcopy(model)
+    F.cross_entropy(twin(x).flatten(0, 1), y.flatten()).backward()
+
+
+def train(model, train_ids, val_ids, seq_len, config, on_step=None):
+    """Adam on mean cross-entropy over every position of a batch of windows.
+
+    Returns a dict of per-epoch lists: train_loss (mean over the epoch's
+    windows), val_loss, val_accuracy, train_time_s (wall time of the training
+    steps only: evaluation is not counted), and total_train_time_s.
+    on_step(epoch, step, steps, loss) is called after every step (progress).
+    """
+    dtype = next(model.parameters()).dtype
+    gen = torch.Generator().manual_seed(config.seed)
+    starts = window_starts(len(train_ids), seq_len, config.stride)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history = {"train_loss": [], "val_loss": [], "val_accuracy": [], "train_time_s": []}
+    model.train()
+    _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len))
+    for epoch in range(config.epochs):
+        batches = starts[torch.randperm(len(starts), generator=gen)].split(config.batch_size)
+        if config.steps_per_epoch:
+            batches = batches[: config.steps_per_epoch]
+        total, seen = 0.0, 0
+        began = time.perf_counter()
+        for step, batch in enumerate(batches):
+            x, y = windows(train_ids, batch, seq_len)
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            opt.step()
+            total += loss.item() * len(batch)
+            seen += len(batch)
+            if on_step is not None:
+                on_step(epoch, step, len(batches), loss.item())
+        history["train_time_s"].append(time.perf_counter() - began)
+        history["train_loss"].append(total / seen)
+        val_loss, val_acc = evaluate(model, val_ids, seq_len)
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_acc)
+    history["total_train_time_s"] = sum(history["train_time_s"])
+    history["dtype"] = str(dtype).replace("torch.", "")
+    return history
+
+
+@torch.no_grad()
+def sample(model, vocab, prompt, length, seq_len, temperature=0.8, seed=0):
+    """`length` characters generated after `prompt`, char-rnn style: each
+    next character drawn from softmax(logits / temperature) given the last
+    seq_len characters (the context the model was trained on; temperature 0
+    takes the most likely one)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    ids = vocab.encode(prompt) if prompt else torch.randint(len(vocab), (1,), generator=gen)
+    start = len(ids)
+    for _ in range(length):
+        logits = model(ids[-seq_len:][None])[0, -1].double()
+        if temperature > 0:
+            nxt = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen)
+        else:
+            nxt = logits.argmax(-1, keepdim=True)
+        ids = torch.cat([ids, nxt])
+    model.train(was_training)
+    return vocab.decode(ids[start:])
