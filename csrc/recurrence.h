@@ -3,7 +3,9 @@
 // cell and every backend. Backend supplies what differs between devices: a
 // row-major GEMM on raw pointers (gemm), one step's GEMM followed by its
 // pointwise pass over (b, j) in [0, rows) x [0, H) (gemm_pointwise, which a
-// backend may fuse), and temporaries it may keep between calls (temporary).
+// backend may fuse), the layout of a step's weight (step_weight), the
+// workspace saved for backward (workspace) and temporaries it may keep
+// between calls (temporary).
 // Everything else outside the time loop uses ATen ops.
 //
 // Sequences are packed, as in torch.nn.utils.rnn.PackedSequence: time step t
@@ -35,6 +37,11 @@ struct Step {
 // the packed sequence's int64 CPU batch sizes.
 std::vector<Step> make_schedule(const at::Tensor& batch_sizes, int64_t T, int64_t B, bool reverse);
 
+// The pointwise pass of a gemm_pointwise call that has none.
+struct NoPointwise {
+  C10_HOST_DEVICE void operator()(int64_t, int64_t) const {}
+};
+
 template <class Cell, class Backend, typename scalar_t>
 struct Recurrence {
   static constexpr int G = Cell::kGates;
@@ -59,9 +66,8 @@ struct Recurrence {
   static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih) {
     const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0);
     at::Tensor x_proj = Backend::temporary(Scratch::kInputProjection, {N, GH}, x.options());
-    const at::Tensor w_ih_t = w_ih.t().contiguous();  // [I, G*H]
-    Backend::gemm(false, false, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
-                  w_ih_t.const_data_ptr<scalar_t>(), GH, scalar_t(0),
+    Backend::gemm(false, true, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
+                  w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
                   x_proj.mutable_data_ptr<scalar_t>(), GH);
     return x_proj;
   }
@@ -80,7 +86,7 @@ struct Recurrence {
 
     const at::Tensor x_proj = input_projection(x, w_ih);               // [N, G*H]
     const at::Tensor bias = folded_bias(w_ih, b_ih, b_hh);             // [G*H]
-    const at::Tensor w_hh_t = w_hh.t().contiguous();                   // [H, G*H]
+    const auto w_step = Backend::template step_weight<scalar_t>(w_hh.t(), H, G, B);  // W_hh^T [H, G*H]
     at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
     if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) b_hn.copy_(b_hh->narrow(0, 2 * H, H));
     // [2, B, H] the hidden state, double-buffered: a step reads one buffer
@@ -88,7 +94,7 @@ struct Recurrence {
     at::Tensor h_buffers = h0.unsqueeze(0).expand({2, B, H}).contiguous();
     at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
     at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
-    at::Tensor ws = at::empty({training ? K : 0, N, H}, x.options());  // [K, N, H]
+    at::Tensor ws = Backend::workspace({training ? K : 0, N, H}, x.options());  // [K, N, H]
     at::Tensor h_proj =                                                // [B, G*H]
         Backend::temporary(Scratch::kRecurrentProjection, {B, G * H}, x.options());
 
@@ -99,7 +105,6 @@ struct Recurrence {
     s.h_proj = h_proj.const_data_ptr<scalar_t>();
     s.plane = N * H;
     s.H = H;
-    const scalar_t* w_hh_t_p = w_hh_t.const_data_ptr<scalar_t>();
     scalar_t* cur = h_buffers[0].mutable_data_ptr<scalar_t>();
     scalar_t* nxt = h_buffers[1].mutable_data_ptr<scalar_t>();
     int64_t prev_batch = B;
@@ -118,7 +123,7 @@ struct Recurrence {
           s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
           s.ws = ws.mutable_data_ptr<scalar_t>() + (kTraining ? step.offset * H : 0);
           // h_proj[0:batch] = h[0:batch] W_hh^T, then the gates, per block of hidden units
-          Backend::gemm_pointwise(step.batch, H, G, H, s.h_prev, H, w_hh_t_p, G * H, false,
+          Backend::gemm_pointwise(step.batch, H, G, H, s.h_prev, H, w_step, false,
                                   h_proj.mutable_data_ptr<scalar_t>(), G * H, step.batch,
                                   ForwardFn<Cell, scalar_t, kTraining, kRelu>{s});
           std::swap(cur, nxt);
@@ -154,7 +159,7 @@ struct Recurrence {
     s.dc = dc.defined() ? dc.mutable_data_ptr<scalar_t>() : nullptr;
     s.plane = N * H;
     s.H = H;
-    const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
+    const auto w_step = Backend::template step_weight<scalar_t>(w_hh, H, 1, grad_h_n.size(0));  // W_hh [G*H, H]
     // Steps in reverse order of the forward. Each step's recurrent gradient
     // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
     // pointwise pass of the step after it, per block of hidden units: that
@@ -168,16 +173,15 @@ struct Recurrence {
         s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
         s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
         s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
-        Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_hh_p, H,
+        Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_step,
                                 Cell::kDirectDh, s.dh, H, step.batch,
                                 BackwardFn<Cell, scalar_t, kRelu>{s});
         gemm_rows = step.batch;
       }
     });
-    if (gemm_rows > 0) {  // the last step's GEMM, into grad_h0
-      Backend::gemm(false, false, gemm_rows, H, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p, H,
-                    scalar_t(Cell::kDirectDh ? 1 : 0), s.dh, H);
-    }
+    // the last step's GEMM, into grad_h0, with no pointwise pass after it
+    Backend::gemm_pointwise(gemm_rows, H, 1, G * H, s.dgates_h, G * H, w_step, Cell::kDirectDh,
+                            s.dh, H, 0, NoPointwise{});
 
     const int64_t I = x.size(1);
     at::Tensor grad_x = at::empty({N, I}, x.options());  // [N, I] = dgates_x W_ih
