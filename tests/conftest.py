@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import fastrnn
 
@@ -149,6 +150,27 @@ def forward_backward(module, x, hx, upstream, run=None):
     for name, p in module.named_parameters():
         out[f"grad_{name}"] = p.grad
     return out
+
+
+# lengths of each batch's sequences for the packed tests: unsorted, with
+# length 1 and equal lengths
+LENGTHS = {3: [7, 2, 7], 4: [3, 9, 1, 9], 5: [5, 5, 1, 3, 2], 2: [1, 1]}
+
+
+def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
+    """forward_backward for a PackedSequence made from the padded x [T, B, I]:
+    the upstream gradient of the output applies to the re-padded output."""
+
+    def run(module, x, hx):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+        output, final = module(packed, hx)
+        assert isinstance(output, PackedSequence)
+        assert torch.equal(output.batch_sizes, packed.batch_sizes)
+        padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
+        assert torch.equal(out_lengths, torch.as_tensor(lengths))
+        return padded, final
+
+    return forward_backward(module, x, hx, upstream, run=run)
 
 
 def max_abs(t):
