@@ -67,12 +67,19 @@ def directions(module):
     return 2 if module.bidirectional else 1
 
 
-def state_shape(module, batch):
-    """Shape of h0 (and c0) for a batch; batch None means unbatched input."""
+def features(module):
+    """Features of h: proj_size for an LSTM with projection, else hidden_size."""
+    return getattr(module, "proj_size", 0) or module.hidden_size
+
+
+def state_shape(module, batch, cell_state=False):
+    """Shape of h0 (or, with cell_state, c0) for a batch; batch None means
+    unbatched input."""
     layers = module.num_layers * directions(module)
+    size = module.hidden_size if cell_state else features(module)
     if batch is None:
-        return (layers, module.hidden_size)
-    return (layers, batch, module.hidden_size)
+        return (layers, size)
+    return (layers, batch, size)
 
 
 def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None):
@@ -83,7 +90,7 @@ def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None
     "h_n" (and "c_n") to the gradients sent back into those outputs.
     """
     batch_first = module.batch_first if batch_first is None else batch_first
-    H, I = module.hidden_size * directions(module), module.input_size  # H: output features
+    H, I = features(module) * directions(module), module.input_size  # H: output features
     if batch is None:
         x_shape, out_shape = (seq_len, I), (seq_len, H)
     elif batch_first:
@@ -91,15 +98,15 @@ def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None
     else:
         x_shape, out_shape = (seq_len, batch, I), (seq_len, batch, H)
     x = torch.randn(x_shape, dtype=dtype)
-    s_shape = state_shape(module, batch)
+    s_shape, c_shape = state_shape(module, batch), state_shape(module, batch, cell_state=True)
     hx = None
     if with_state:
         h0 = torch.randn(s_shape, dtype=dtype)
-        hx = (h0, torch.randn(s_shape, dtype=dtype)) if is_lstm(module) else h0
+        hx = (h0, torch.randn(c_shape, dtype=dtype)) if is_lstm(module) else h0
     upstream = {"output": torch.randn(out_shape, dtype=dtype),
                 "h_n": torch.randn(s_shape, dtype=dtype)}
     if is_lstm(module):
-        upstream["c_n"] = torch.randn(s_shape, dtype=dtype)
+        upstream["c_n"] = torch.randn(c_shape, dtype=dtype)
     return x, hx, upstream
 
 

@@ -154,20 +154,39 @@ def test_unsupported_dtype(cell, dtype):
         ours(x)
 
 
-@pytest.mark.parametrize("kwargs", [{"proj_size": 3}], ids=["proj_size"])
+@pytest.mark.parametrize("proj_size", [3, H, H + 1, -1], ids=["valid", "eq_hidden", "gt_hidden",
+                                                                "negative"])
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_not_yet_supported_options(cell, kwargs):
+def test_proj_size_accepted_or_refused_like_torch(cell, proj_size):
+    """proj_size: LSTM takes 0 < proj_size < hidden_size, RNN and GRU none;
+    torch.nn's exceptions and messages otherwise."""
     torch_cls, fast_cls, extra = CELLS[cell]
-    if "proj_size" in kwargs and cell != "lstm":
-        # torch.nn itself refuses proj_size for RNN and GRU: same error here
-        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
-            torch_cls(I, H, **extra, **kwargs)
-        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
-            fast_cls(I, H, **extra, **kwargs)
+    if cell == "lstm" and 0 < proj_size < H:
+        theirs = torch_cls(I, H, **extra, proj_size=proj_size)
+        ours = fast_cls(I, H, **extra, proj_size=proj_size)
+        assert ours.proj_size == theirs.proj_size == proj_size
+        assert ours.weight_hr_l0.shape == theirs.weight_hr_l0.shape == (proj_size, H)
         return
-    torch_cls(I, H, **extra, **kwargs)  # torch.nn supports it
-    with pytest.raises(NotImplementedError, match=next(iter(kwargs))):
-        fast_cls(I, H, **extra, **kwargs)
+    with pytest.raises(ValueError, match="proj_size") as theirs:
+        torch_cls(I, H, **extra, proj_size=proj_size)
+    with pytest.raises(ValueError) as got:
+        fast_cls(I, H, **extra, proj_size=proj_size)
+    assert str(got.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("which", ["h0", "c0"])
+def test_lstm_proj_state_wrong_size_like_torch(which):
+    """With proj_size, h0 has proj_size features and c0 hidden_size: either
+    one given the other's size is torch.nn's error."""
+    P = 2
+    ref, ours = make_pair("lstm", I, H, dtype=torch.float32, num_layers=L, proj_size=P)
+    x = torch.randn(5, B, I)
+    hx = (torch.randn(L, B, H), torch.randn(L, B, H)) if which == "h0" else \
+        (torch.randn(L, B, P), torch.randn(L, B, P))
+    index = 0 if which == "h0" else 1
+    size = P if which == "h0" else H
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       rf"Expected hidden\[{index}\] size \({L}, {B}, {size}\)")
 
 
 def test_unknown_nonlinearity_like_torch():
