@@ -28,24 +28,38 @@ inline void check_shape(const char* op, const char* name, const Tensor& t,
               t.sizes());
 }
 
-// The geometry of one call, checked against every argument.
+// The geometry of one call, checked against every argument. P: the features
+// of h, proj_size with a projection (w_hr), else H.
 struct Shape {
-  int64_t T, B, N, I, H;
+  int64_t T, B, N, I, H, P;
 };
 
-// hx_name: the argument holding the [B, H] state (hx, or grad_h_n in backward).
+// hx_name: the argument holding the [B, P] state (hx, or grad_h_n in backward).
 inline Shape check_inputs(const char* op, int gates, const Tensor& input, const Tensor& hx,
                           const char* hx_name, const Tensor& w_ih, const Tensor& w_hh,
-                          const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
-                          const optional<Tensor>& batch_sizes) {
+                          const optional<Tensor>& w_hr, const optional<Tensor>& b_ih,
+                          const optional<Tensor>& b_hh, const optional<Tensor>& batch_sizes) {
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
               ": input: expected dtype float32 or float64, got ", input.scalar_type());
   Shape s;
-  // w_hh [gates * H, H] defines the hidden size and is checked first; the
-  // state and the other weights are then checked against it by name.
+  // w_hh [gates * H, P] defines the hidden size and the features of h and is
+  // checked first; the state and the other weights are then checked against
+  // it by name. Without projection P = H.
   TORCH_CHECK(w_hh.dim() == 2, op, ": w_hh: expected 2 dimensions, got ", w_hh.dim());
-  s.H = w_hh.size(1);
-  check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
+  s.P = w_hh.size(1);
+  if (w_hr.has_value()) {
+    TORCH_CHECK(w_hh.size(0) % gates == 0, op, ": w_hh: expected ", gates,
+                " * hidden_size rows, got shape ", w_hh.sizes());
+    s.H = w_hh.size(0) / gates;
+    TORCH_CHECK(w_hr->dim() == 2, op, ": w_hr: expected 2 dimensions, got ", w_hr->dim());
+    check_shape(op, "w_hr", *w_hr, {s.P, s.H});
+    TORCH_CHECK(0 < s.P && s.P < s.H, op, ": w_hr: expected 0 < proj_size < hidden_size, got "
+                "proj_size ", s.P, " and hidden_size ", s.H, " (shape ", w_hr->sizes(), ")");
+    check_same(op, "w_hr", *w_hr, input);
+  } else {
+    s.H = s.P;
+    check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
+  }
   TORCH_CHECK(w_ih.dim() == 2, op, ": w_ih: expected 2 dimensions, got ", w_ih.dim());
   s.I = w_ih.size(1);
   TORCH_CHECK(hx.dim() == 2, op, ": ", hx_name, ": expected 2 dimensions [batch, hidden], got ",
@@ -83,7 +97,7 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   }
   TORCH_CHECK(input.size(-1) == s.I, op, ": input: expected input_size ", s.I,
               " (w_ih's), got ", input.size(-1));
-  check_shape(op, hx_name, hx, {s.B, s.H});
+  check_shape(op, hx_name, hx, {s.B, s.P});
   check_shape(op, "w_ih", w_ih, {gates * s.H, s.I});
   check_same(op, hx_name, hx, input);
   check_same(op, "w_ih", w_ih, input);
@@ -105,7 +119,7 @@ inline std::vector<int64_t> output_shape(const Tensor& input, int64_t H) {
 // The backward's gradients have the forward's output shapes.
 inline void check_grads(const char* op, const Tensor& grad_output, const Tensor& input,
                         const Shape& s, const Tensor& ws, int saved) {
-  check_shape(op, "grad_output", grad_output, output_shape(input, s.H));
+  check_shape(op, "grad_output", grad_output, output_shape(input, s.P));
   check_same(op, "grad_output", grad_output, input);
   TORCH_CHECK(ws.numel() > 0 || s.N == 0, op,
               ": workspace is empty: the forward ran with training=False");
@@ -124,14 +138,15 @@ inline Tensor value_or_undefined(const optional<Tensor>& t) {
 
 template <class Backend>
 struct RNNOps {
+  // w_hr: Cell::kProjected only.
   template <class Cell>
   static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(
       const char* op, const Tensor& input, const Tensor& hx, const Tensor& cx,
       const Tensor& w_ih, const Tensor& w_hh, const optional<Tensor>& b_ih,
-      const optional<Tensor>& b_hh, const optional<Tensor>& batch_sizes, bool reverse,
-      bool relu, bool training) {
-    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, b_ih,
-                                        b_hh, batch_sizes);
+      const optional<Tensor>& b_hh, const optional<Tensor>& w_hr,
+      const optional<Tensor>& batch_sizes, bool reverse, bool relu, bool training) {
+    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, w_hr,
+                                        b_ih, b_hh, batch_sizes);
     if (cx.defined()) {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
       detail::check_same(op, "cx", cx, input);
@@ -142,18 +157,20 @@ struct RNNOps {
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
           steps, x, hx, cx, w_ih.contiguous(), w_hh.contiguous(), detail::contiguous(b_ih),
-          detail::contiguous(b_hh), relu, training);
+          detail::contiguous(b_hh), detail::value_or_undefined(detail::contiguous(w_hr)), relu,
+          training);
     });
-    return {out.view(detail::output_shape(input, s.H)), h_n, c_n, ws};
+    return {out.view(detail::output_shape(input, s.P)), h_n, c_n, ws};
   }
 
   template <class Cell>
   static std::vector<Tensor> backward(
       const char* op, const Tensor& grad_output, const Tensor& grad_h_n,
       const Tensor& grad_c_n, const Tensor& input, const Tensor& w_ih, const Tensor& w_hh,
-      const optional<Tensor>& batch_sizes, bool reverse, bool relu, const Tensor& workspace) {
+      const optional<Tensor>& w_hr, const optional<Tensor>& batch_sizes, bool reverse,
+      bool relu, const Tensor& workspace) {
     const auto s = detail::check_inputs(op, Cell::kGates, input, grad_h_n, "grad_h_n", w_ih, w_hh,
-                                        c10::nullopt, c10::nullopt, batch_sizes);
+                                        w_hr, c10::nullopt, c10::nullopt, batch_sizes);
     detail::check_grads(op, grad_output, input, s, workspace, Cell::kSaved);
     if (grad_c_n.defined()) {
       detail::check_shape(op, "grad_c_n", grad_c_n, {s.B, s.H});
@@ -164,8 +181,9 @@ struct RNNOps {
     std::vector<Tensor> grads;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       grads = Recurrence<Cell, Backend, scalar_t>::backward(
-          steps, grad_output.reshape({s.N, s.H}).contiguous(), grad_h_n, grad_c_n, x,
-          w_ih.contiguous(), w_hh.contiguous(), workspace.contiguous(), relu);
+          steps, grad_output.reshape({s.N, s.P}).contiguous(), grad_h_n, grad_c_n, x,
+          w_ih.contiguous(), w_hh.contiguous(),
+          detail::value_or_undefined(detail::contiguous(w_hr)), workspace.contiguous(), relu);
     });
     grads[0] = grads[0].view(input.sizes());
     return grads;
@@ -175,8 +193,9 @@ struct RNNOps {
       const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
       const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
       const optional<Tensor>& batch_sizes, bool reverse, bool relu, bool training) {
-    auto [out, h_n, c_n, ws] = forward<RNNCell>("fastrnn.rnn_forward", input, hx, Tensor(), w_ih,
-                                                w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training);
+    auto [out, h_n, c_n, ws] =
+        forward<RNNCell>("fastrnn.rnn_forward", input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh,
+                         c10::nullopt, batch_sizes, reverse, relu, training);
     return {out, h_n, ws};
   }
 
@@ -185,35 +204,44 @@ struct RNNOps {
       const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse, bool relu,
       const Tensor& workspace) {
     auto g = backward<RNNCell>("fastrnn.rnn_backward", grad_output, grad_h_n, Tensor(), input,
-                               w_ih, w_hh, batch_sizes, reverse, relu, workspace);
+                               w_ih, w_hh, c10::nullopt, batch_sizes, reverse, relu, workspace);
     return {g[0], g[1], g[3], g[4], g[5]};
   }
 
+  // w_hr given: LSTM with projection (torch.nn's proj_size).
   static std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(
       const Tensor& input, const Tensor& hx, const Tensor& cx, const Tensor& w_ih,
       const Tensor& w_hh, const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
-      const optional<Tensor>& batch_sizes, bool reverse, bool training) {
-    TORCH_CHECK(cx.defined(), "fastrnn.lstm_forward: cx: expected a tensor");
-    return forward<LSTMCell>("fastrnn.lstm_forward", input, hx, cx, w_ih, w_hh, b_ih, b_hh,
-                             batch_sizes, reverse, false, training);
+      const optional<Tensor>& w_hr, const optional<Tensor>& batch_sizes, bool reverse,
+      bool training) {
+    constexpr const char* op = "fastrnn.lstm_forward";
+    TORCH_CHECK(cx.defined(), op, ": cx: expected a tensor");
+    const auto run = w_hr.has_value() ? &forward<LSTMProjCell> : &forward<LSTMCell>;
+    return run(op, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, false,
+               training);
   }
 
-  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
+  // grad_w_hr: empty ([0]) without w_hr.
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
-      const Tensor& input, const Tensor& w_ih, const Tensor& w_hh,
+      const Tensor& input, const Tensor& w_ih, const Tensor& w_hh, const optional<Tensor>& w_hr,
       const optional<Tensor>& batch_sizes, bool reverse, const Tensor& workspace) {
-    TORCH_CHECK(grad_c_n.defined(), "fastrnn.lstm_backward: grad_c_n: expected a tensor");
-    auto g = backward<LSTMCell>("fastrnn.lstm_backward", grad_output, grad_h_n, grad_c_n, input,
-                                w_ih, w_hh, batch_sizes, reverse, false, workspace);
-    return {g[0], g[1], g[2], g[3], g[4], g[5]};
+    constexpr const char* op = "fastrnn.lstm_backward";
+    TORCH_CHECK(grad_c_n.defined(), op, ": grad_c_n: expected a tensor");
+    const auto run = w_hr.has_value() ? &backward<LSTMProjCell> : &backward<LSTMCell>;
+    auto g = run(op, grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes,
+                 reverse, false, workspace);
+    const Tensor grad_w_hr = g[7].defined() ? g[7] : at::empty({0}, input.options());
+    return {g[0], g[1], g[2], g[3], g[4], g[5], grad_w_hr};
   }
 
   static std::tuple<Tensor, Tensor, Tensor> gru_forward(
       const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
       const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
       const optional<Tensor>& batch_sizes, bool reverse, bool training) {
-    auto [out, h_n, c_n, ws] = forward<GRUCell>("fastrnn.gru_forward", input, hx, Tensor(), w_ih,
-                                                w_hh, b_ih, b_hh, batch_sizes, reverse, false, training);
+    auto [out, h_n, c_n, ws] =
+        forward<GRUCell>("fastrnn.gru_forward", input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh,
+                         c10::nullopt, batch_sizes, reverse, false, training);
     return {out, h_n, ws};
   }
 
@@ -222,7 +250,7 @@ struct RNNOps {
       const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse,
       const Tensor& workspace) {
     auto g = backward<GRUCell>("fastrnn.gru_backward", grad_output, grad_h_n, Tensor(), input,
-                               w_ih, w_hh, batch_sizes, reverse, false, workspace);
+                               w_ih, w_hh, c10::nullopt, batch_sizes, reverse, false, workspace);
     return {g[0], g[1], g[3], g[4], g[5], g[6]};
   }
 };

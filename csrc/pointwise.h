@@ -6,13 +6,17 @@
 // a CUDA backend would call them from a kernel.
 //
 // Layouts (row-major; G = number of gates, H = hidden size, B = batch, N = total
-// rows over all time steps, K = Cell::kSaved workspace planes):
+// rows over all time steps, K = Cell::kSaved workspace planes; P = features of
+// h: proj_size for LSTMProjCell, else H):
 //   x_proj   [N, G*H]  W_ih x, all steps (this step's rows used)
 //   bias     [G*H]     b_ih + b_hh, except GRU's b_hn (kept apart: the reset gate scales it)
 //   h_proj   [B, G*H]  W_hh h_prev for this step (no bias)
-//   h, c     [B, H]    recurrent state: h double-buffered (h_prev -> h), c in place
-//   out      [N, H]    hidden output of every step
+//   h        [B, P]    hidden state, double-buffered (h_prev -> h)
+//   c        [B, H]    LSTM cell state, updated in place
+//   out      [N, H]    hidden output of every step; for LSTMProjCell the
+//                      unprojected o * tanh(c), which the driver then projects
 //   ws       [K, N, H] workspace saved for backward; plane K-1 holds h_prev
+//                      (in its first P columns)
 //   dgates_x [N, G*H]  d loss / d x_proj (input side of the gates)
 //   dgates_h [N, G*H]  d loss / d h_proj (hidden side); aliases dgates_x except for GRU
 
@@ -32,11 +36,12 @@ struct ForwardStep {
   const scalar_t* h_proj;  // [bs, G*H]
   const scalar_t* bias;    // [G*H] folded biases (zeros without bias)
   const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate; zeros without bias)
-  const scalar_t* h_prev;  // [B, H] state before the step (the GEMM's input)
-  scalar_t* h;             // [B, H] state after the step, rows < bs written; never h_prev,
-                           // which other threads' GEMM tiles may still be reading
+  const scalar_t* h_prev;  // [B, P] state before the step (the GEMM's input)
+  scalar_t* h;             // [B, P] state after the step, rows < bs written; never h_prev,
+                           // which other threads' GEMM tiles may still be reading.
+                           // Unused by LSTMProjCell (its h is out W_hr^T).
   scalar_t* c;             // [B, H] LSTM cell state, else nullptr; updated in place
-  scalar_t* out;           // [bs, H]
+  scalar_t* out;           // [bs, H] (LSTMProjCell: o * tanh(c), before the projection)
   scalar_t* ws;            // [K, N, H] at the step's first row; written when training
   int64_t plane;           // N * H, the stride between workspace planes
   int64_t H;
@@ -45,8 +50,9 @@ struct ForwardStep {
 // Buffers of one backward step.
 template <typename scalar_t>
 struct BackwardStep {
-  const scalar_t* grad_out;  // [bs, H]
+  const scalar_t* grad_out;  // [bs, H]; unused by LSTMProjCell (the driver adds it to dh)
   scalar_t* dh;              // [B, H] gradient into the hidden state, in place
+                             // (LSTMProjCell: into o * tanh(c), read only)
   scalar_t* dc;              // [B, H] gradient into the LSTM cell state, in place
   const scalar_t* ws;        // [K, N, H] at the step's first row
   scalar_t* dgates_x;        // [bs, G*H]
@@ -61,10 +67,13 @@ struct BackwardStep {
 // loops over j free of branches, so they vectorise.
 // kDirectDh: backward writes a part of d h_prev that does not go through W_hh,
 // so the recurrent gradient GEMM accumulates onto it (beta = 1).
+// kProjected: h = out W_hr^T, which the driver computes after the pointwise
+// pass (torch.nn.LSTM's proj_size); only LSTMProjCell.
 struct RNNCell {
   static constexpr int kGates = 1;
   static constexpr int kSaved = 2;  // h, h_prev
   static constexpr bool kDirectDh = false;
+  static constexpr bool kProjected = false;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
@@ -89,10 +98,19 @@ struct RNNCell {
   }
 };
 
-struct LSTMCell {
+// LSTM; kProject: with a projection (torch.nn.LSTM's proj_size P), h = (o *
+// tanh(c)) W_hr^T, so h and h_prev are [B, P] and W_hh is [4H, P]. The
+// pointwise pass is then the LSTM's up to o * tanh(c), written to out (when
+// training, out is workspace plane 6 itself); the driver runs the projection
+// GEMM (forward) and its transpose (backward) around it, and saves h_prev.
+template <bool kProject>
+struct LSTMCellImpl {
   static constexpr int kGates = 4;
-  static constexpr int kSaved = 7;  // i, f, g, o, c, c_prev, h_prev
+  // i, f, g, o, c, c_prev, h_prev; with a projection o * tanh(c) before
+  // h_prev, which then fills the plane's first P columns (zeros beyond)
+  static constexpr int kSaved = kProject ? 8 : 7;
   static constexpr bool kDirectDh = false;
+  static constexpr bool kProjected = kProject;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
@@ -112,13 +130,15 @@ struct LSTMCell {
       s.ws[3 * p + e] = scalar_t(a.o);
       s.ws[4 * p + e] = scalar_t(a.c);
       s.ws[5 * p + e] = s.c[e];
-      s.ws[6 * p + e] = s.h_prev[e];
+      if constexpr (!kProject) s.ws[6 * p + e] = s.h_prev[e];
     }
     s.c[e] = scalar_t(a.c);
-    s.h[e] = scalar_t(a.h);
+    if constexpr (!kProject) s.h[e] = scalar_t(a.h);
     s.out[e] = scalar_t(a.h);
   }
 
+  // kProject: dh is the whole gradient into o * tanh(c) (the driver projected
+  // dh + grad_out back through W_hr), so grad_out is not added here.
   template <bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
@@ -126,8 +146,9 @@ struct LSTMCell {
     const int64_t p = s.plane;
     const int64_t e = b * H + j;
     const int64_t g = b * 4 * H + j;
+    const acc_t dh = kProject ? acc_t(s.dh[e]) : acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
     const auto d = cells::lstm_backward<acc_t>(
-        acc_t(s.dh[e]) + acc_t(s.grad_out[e]), acc_t(s.dc[e]),
+        dh, acc_t(s.dc[e]),
         acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
         acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]), acc_t(s.ws[5 * p + e]));
     s.dgates_x[g] = scalar_t(d.pre_i);
@@ -137,11 +158,14 @@ struct LSTMCell {
     s.dc[e] = scalar_t(d.c_prev);
   }
 };
+using LSTMCell = LSTMCellImpl<false>;
+using LSTMProjCell = LSTMCellImpl<true>;  // torch.nn.LSTM with proj_size > 0
 
 struct GRUCell {
   static constexpr int kGates = 3;
   static constexpr int kSaved = 5;  // r, z, n, h_n (= W_hn h_prev + b_hn), h_prev
   static constexpr bool kDirectDh = true;
+  static constexpr bool kProjected = false;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
   C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {

@@ -16,6 +16,12 @@
 // again (and are carried into the other buffer of the double-buffered h), so
 // h_n holds each sequence's state after its own last step; in reverse, a
 // sequence's rows keep h0 until its last element is reached.
+//
+// With a projection (Cell::kProjected, torch.nn.LSTM's proj_size P), h is
+// [B, P] = (o * tanh(c)) W_hr^T: each step's pointwise pass writes o * tanh(c)
+// [B, H], then a GEMM projects it into the step's output rows and the next h.
+// Backward runs the transposes: d(o * tanh(c)) = (dh + grad_out) W_hr, fused
+// with the pointwise pass, and grad_w_hr is one GEMM over all rows after the loop.
 
 #include <ATen/ATen.h>
 
@@ -72,31 +78,45 @@ struct Recurrence {
     return x_proj;
   }
 
-  // x: [N, I]; h0, c0: [B, H] (c0 undefined unless LSTM).
-  // Returns output [N, H], h_n [B, H], c_n [B, H] (undefined unless LSTM) and
+  // x: [N, I]; h0: [B, P]; c0: [B, H] (undefined unless LSTM); w_hh: [G*H, P];
+  // w_hr: [P, H] (Cell::kProjected only, else undefined). P = H without projection.
+  // Returns output [N, P], h_n [B, P], c_n [B, H] (undefined unless LSTM) and
   // the workspace [K, N, H] (empty when not training).
   static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const std::vector<Step>& steps, const at::Tensor& x, const at::Tensor& h0,
       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
       const c10::optional<at::Tensor>& b_ih, const c10::optional<at::Tensor>& b_hh,
-      bool relu, bool training) {
+      const at::Tensor& w_hr, bool relu, bool training) {
     const int64_t N = x.size(0);
-    const int64_t H = w_hh.size(1);
+    const int64_t H = w_hh.size(0) / G;
+    const int64_t P = w_hh.size(1);
     const int64_t B = h0.size(0);
 
     const at::Tensor x_proj = input_projection(x, w_ih);               // [N, G*H]
     const at::Tensor bias = folded_bias(w_ih, b_ih, b_hh);             // [G*H]
-    const auto w_step = Backend::template step_weight<scalar_t>(w_hh.t(), H, G, B);  // W_hh^T [H, G*H]
+    const auto w_step = Backend::template step_weight<scalar_t>(w_hh.t(), H, G, B);  // W_hh^T [P, G*H]
     at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
     if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) b_hn.copy_(b_hh->narrow(0, 2 * H, H));
-    // [2, B, H] the hidden state, double-buffered: a step reads one buffer
+    // [2, B, P] the hidden state, double-buffered: a step reads one buffer
     // (its GEMM's input) and writes the other. Both start as h0.
-    at::Tensor h_buffers = h0.unsqueeze(0).expand({2, B, H}).contiguous();
+    at::Tensor h_buffers = h0.unsqueeze(0).expand({2, B, P}).contiguous();
     at::Tensor c = c0.defined() ? c0.clone(at::MemoryFormat::Contiguous) : c0;  // [B, H]
-    at::Tensor out = at::empty({N, H}, x.options());                   // [N, H]
+    at::Tensor out = at::empty({N, P}, x.options());                   // [N, P]
     at::Tensor ws = Backend::workspace({training ? K : 0, N, H}, x.options());  // [K, N, H]
     at::Tensor h_proj =                                                // [B, G*H]
         Backend::temporary(Scratch::kRecurrentProjection, {B, G * H}, x.options());
+    // Projection only: W_hr^T [H, P]; o * tanh(c) of one step [B, H] (when
+    // training it goes to workspace plane K-2 instead); h_prev is saved in the
+    // first P columns of plane K-1, the others are zeroed.
+    at::Tensor w_hr_t, unprojected;
+    if constexpr (Cell::kProjected) {
+      w_hr_t = w_hr.t().contiguous();
+      if (training) {
+        ws.select(0, K - 1).narrow(1, P, H - P).zero_();
+      } else {
+        unprojected = Backend::temporary(Scratch::kUnprojected, {B, H}, x.options());
+      }
+    }
 
     ForwardStep<scalar_t> s{};
     s.bias = bias.const_data_ptr<scalar_t>();
@@ -114,18 +134,34 @@ struct Recurrence {
           // Sequences that ended at the previous step keep their final state in
           // both buffers (only when the batch shrinks, as it does going forwards).
           if (step.batch < prev_batch) {
-            std::copy(cur + step.batch * H, cur + prev_batch * H, nxt + step.batch * H);
+            std::copy(cur + step.batch * P, cur + prev_batch * P, nxt + step.batch * P);
           }
           prev_batch = step.batch;
           s.h_prev = cur;
           s.h = nxt;
           s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
-          s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
           s.ws = ws.mutable_data_ptr<scalar_t>() + (kTraining ? step.offset * H : 0);
+          if constexpr (Cell::kProjected) {  // o * tanh(c) [batch, H], projected below
+            s.out = kTraining ? s.ws + (K - 2) * s.plane : unprojected.mutable_data_ptr<scalar_t>();
+          } else {
+            s.out = out.mutable_data_ptr<scalar_t>() + step.offset * H;
+          }
           // h_proj[0:batch] = h[0:batch] W_hh^T, then the gates, per block of hidden units
-          Backend::gemm_pointwise(step.batch, H, G, H, s.h_prev, H, w_step, false,
+          Backend::gemm_pointwise(step.batch, H, G, P, s.h_prev, P, w_step, false,
                                   h_proj.mutable_data_ptr<scalar_t>(), G * H, step.batch,
                                   ForwardFn<Cell, scalar_t, kTraining, kRelu>{s});
+          if constexpr (Cell::kProjected) {
+            // output rows = (o * tanh(c)) W_hr^T [batch, P], the next step's h
+            scalar_t* h = out.mutable_data_ptr<scalar_t>() + step.offset * P;
+            Backend::gemm(false, false, step.batch, P, H, scalar_t(1), s.out, H,
+                          w_hr_t.const_data_ptr<scalar_t>(), P, scalar_t(0), h, P);
+            std::copy(h, h + step.batch * P, nxt);
+            if constexpr (kTraining) {
+              for (int64_t b = 0; b < step.batch; ++b) {
+                std::copy(cur + b * P, cur + (b + 1) * P, s.ws + (K - 1) * s.plane + b * H);
+              }
+            }
+          }
           std::swap(cur, nxt);
         }
       });
@@ -135,17 +171,20 @@ struct Recurrence {
     return {out, h_n, c, ws};
   }
 
-  // grad_out: [N, H]; grad_h_n, grad_c_n: [B, H] (grad_c_n undefined unless LSTM).
-  // Returns grad_x [N, I], grad_h0 [B, H], grad_c0 [B, H], grad_w_ih, grad_w_hh,
-  // grad_b_ih [G*H], grad_b_hh [G*H].
+  // grad_out: [N, P]; grad_h_n: [B, P]; grad_c_n: [B, H] (undefined unless
+  // LSTM); w_hr: [P, H] (Cell::kProjected only, else undefined).
+  // Returns grad_x [N, I], grad_h0 [B, P], grad_c0 [B, H], grad_w_ih, grad_w_hh,
+  // grad_b_ih [G*H], grad_b_hh [G*H], grad_w_hr [P, H] (undefined without projection).
   static std::vector<at::Tensor> backward(
       const std::vector<Step>& steps, const at::Tensor& grad_out, const at::Tensor& grad_h_n,
       const at::Tensor& grad_c_n, const at::Tensor& x, const at::Tensor& w_ih,
-      const at::Tensor& w_hh, const at::Tensor& ws, bool relu) {
+      const at::Tensor& w_hh, const at::Tensor& w_hr, const at::Tensor& ws, bool relu) {
     const int64_t N = x.size(0);
-    const int64_t H = w_hh.size(1);
+    const int64_t H = w_hh.size(0) / G;
+    const int64_t P = w_hh.size(1);
+    const int64_t B = grad_h_n.size(0);
 
-    at::Tensor dh = grad_h_n.clone(at::MemoryFormat::Contiguous);  // [B, H] becomes grad_h0
+    at::Tensor dh = grad_h_n.clone(at::MemoryFormat::Contiguous);  // [B, P] becomes grad_h0
     at::Tensor dc = grad_c_n.defined() ? grad_c_n.clone(at::MemoryFormat::Contiguous)
                                        : grad_c_n;                    // [B, H]
     at::Tensor dgates_x =                                             // [N, G*H]
@@ -153,49 +192,84 @@ struct Recurrence {
     at::Tensor dgates_h = Cell::kDirectDh                             // [N, G*H]
         ? Backend::temporary(Scratch::kGatesGradH, {N, G * H}, x.options())
         : dgates_x;
+    // Projection only: dh + grad_out of every step [N, P] (grad_w_hr's GEMM
+    // input), and one step's (dh + grad_out) W_hr [B, H], the pointwise pass's dh.
+    at::Tensor dh_total, dh_unprojected;
+    if constexpr (Cell::kProjected) {
+      dh_total = Backend::temporary(Scratch::kProjectedGrad, {N, P}, x.options());
+      dh_unprojected = Backend::temporary(Scratch::kUnprojectedGrad, {B, H}, x.options());
+    }
 
     BackwardStep<scalar_t> s{};
-    s.dh = dh.mutable_data_ptr<scalar_t>();
+    s.dh = (Cell::kProjected ? dh_unprojected : dh).template mutable_data_ptr<scalar_t>();
     s.dc = dc.defined() ? dc.mutable_data_ptr<scalar_t>() : nullptr;
     s.plane = N * H;
     s.H = H;
-    const auto w_step = Backend::template step_weight<scalar_t>(w_hh, H, 1, grad_h_n.size(0));  // W_hh [G*H, H]
+    // The weight of the GEMM fused with each step's pointwise pass: W_hh
+    // [G*H, H], or with a projection W_hr [P, H] (and W_hh [G*H, P] apart).
+    const auto w_step = Backend::template step_weight<scalar_t>(Cell::kProjected ? w_hr : w_hh, H, 1, B);
+    const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
     // Steps in reverse order of the forward. Each step's recurrent gradient
     // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
     // pointwise pass of the step after it, per block of hidden units: that
-    // pass reads only its own units' dh.
+    // pass reads only its own units' dh. With a projection, the pass needs all
+    // of dh (to project it back through W_hr), so that GEMM runs on its own and
+    // the projection's GEMM is the one fused with the pass.
     int64_t gemm_rows = 0;  // the previous step's rows; none before the first pass
     bool_switch(relu, [&](auto kRelu) {
       for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
         const Step& step = *it;
         const scalar_t* gemm_a = s.dgates_h;  // the previous step's dgates_h rows
-        s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * H;
+        s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * P;
         s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
         s.dgates_x = dgates_x.mutable_data_ptr<scalar_t>() + step.offset * G * H;
         s.dgates_h = dgates_h.mutable_data_ptr<scalar_t>() + step.offset * G * H;
-        Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_step,
-                                Cell::kDirectDh, s.dh, H, step.batch,
-                                BackwardFn<Cell, scalar_t, kRelu>{s});
+        const BackwardFn<Cell, scalar_t, kRelu> pointwise{s};
+        if constexpr (Cell::kProjected) {
+          scalar_t* dh_p = dh.mutable_data_ptr<scalar_t>();
+          if (gemm_rows > 0) {
+            Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p,
+                          P, scalar_t(0), dh_p, P);
+          }
+          scalar_t* total = dh_total.mutable_data_ptr<scalar_t>() + step.offset * P;
+          for (int64_t e = 0; e < step.batch * P; ++e) total[e] = dh_p[e] + s.grad_out[e];
+          // dh_unprojected[0:batch] = total W_hr, then the pass
+          Backend::gemm_pointwise(step.batch, H, 1, P, total, P, w_step, false, s.dh, H,
+                                  step.batch, pointwise);
+        } else {
+          Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_step, Cell::kDirectDh,
+                                  s.dh, H, step.batch, pointwise);
+        }
         gemm_rows = step.batch;
       }
     });
     // the last step's GEMM, into grad_h0, with no pointwise pass after it
-    Backend::gemm_pointwise(gemm_rows, H, 1, G * H, s.dgates_h, G * H, w_step, Cell::kDirectDh,
-                            s.dh, H, 0, NoPointwise{});
+    if constexpr (Cell::kProjected) {
+      if (gemm_rows > 0) {
+        Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p, P,
+                      scalar_t(0), dh.mutable_data_ptr<scalar_t>(), P);
+      }
+    } else {
+      Backend::gemm_pointwise(gemm_rows, H, 1, G * H, s.dgates_h, G * H, w_step, Cell::kDirectDh,
+                              s.dh, H, 0, NoPointwise{});
+    }
 
     const int64_t I = x.size(1);
     at::Tensor grad_x = at::empty({N, I}, x.options());  // [N, I] = dgates_x W_ih
     Backend::gemm(false, false, N, I, G * H, scalar_t(1), dgates_x.const_data_ptr<scalar_t>(),
                   G * H, w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
                   grad_x.mutable_data_ptr<scalar_t>(), I);
-    const at::Tensor h_prev = ws.select(0, K - 1);  // [N, H]
+    const at::Tensor h_prev = ws.select(0, K - 1).narrow(1, 0, P);  // [N, P]
+    at::Tensor grad_w_hr;                                           // [P, H]
+    if constexpr (Cell::kProjected) grad_w_hr = at::mm(dh_total.t(), ws.select(0, K - 2));
     return {grad_x,                                 // grad_x     [N, I]
-            dh,                                     // grad_h0    [B, H]
+            dh,                                     // grad_h0    [B, P]
             dc,                                     // grad_c0    [B, H]
             at::mm(dgates_x.t(), x),                // grad_w_ih  [G*H, I]
-            at::mm(dgates_h.t(), h_prev),           // grad_w_hh  [G*H, H]
+            at::mm(dgates_h.t(), h_prev),           // grad_w_hh  [G*H, P]
             dgates_x.sum(0),                        // grad_b_ih  [G*H]
-            dgates_h.sum(0)};                       // grad_b_hh  [G*H]
+            dgates_h.sum(0),                        // grad_b_hh  [G*H]
+            grad_w_hr};                             // grad_w_hr  [P, H]
   }
 };
 

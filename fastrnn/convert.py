@@ -19,8 +19,6 @@ _CELLS = {nn.RNNCell: RNNCell, nn.LSTMCell: LSTMCell, nn.GRUCell: GRUCell}
 
 def _unsupported(module):
     """Why fastrnn cannot run this module, or None."""
-    if getattr(module, "proj_size", 0) > 0:
-        return "proj_size > 0 is not supported yet"
     for p in module.parameters():
         if p.dtype not in (torch.float32, torch.float64):
             return f"its parameters are {p.dtype}; fastrnn runs float32 and float64"
@@ -37,6 +35,8 @@ def _replacement(module):
                       bidirectional=module.bidirectional)
         if type(module) is nn.RNN:
             kwargs["nonlinearity"] = module.nonlinearity
+        if type(module) is nn.LSTM:
+            kwargs["proj_size"] = module.proj_size
         # on the meta device: nothing allocated, no random numbers drawn
         new = _LAYERS[type(module)](module.input_size, module.hidden_size, device="meta",
                                     **kwargs)

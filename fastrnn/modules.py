@@ -20,18 +20,14 @@ _CELLS = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
 
 
 class _FastRNNBase(nn.RNNBase):
-    def __init__(self, mode, *args, **kwargs):
-        super().__init__(mode, *args, **kwargs)
-        if self.proj_size > 0:
-            raise NotImplementedError("fastrnn: proj_size > 0 is not supported yet")
-
     def _layer_weights(self, index):
-        """w_ih, w_hh, b_ih, b_hh of one layer and direction (index = layer * D + d)."""
-        names = self._all_weights[index]
-        w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
-        if self.bias:
-            return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
-        return w_ih, w_hh, None, None
+        """ops.layer's weight arguments of one layer and direction (index =
+        layer * D + d): w_ih, w_hh, b_ih, b_hh and w_hr, None where absent.
+        Their names, in torch.nn's order: w_ih, w_hh, [b_ih, b_hh], [w_hr]."""
+        params = [getattr(self, name) for name in self._all_weights[index]]
+        w_hr = params.pop() if self.proj_size > 0 else None
+        b_ih, b_hh = params[2:] if self.bias else (None, None)
+        return dict(w_ih=params[0], w_hh=params[1], b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
 
     def _check_state(self, name, state, input):
         # RuntimeError, as torch.nn's kernels raise for these.
@@ -42,8 +38,9 @@ class _FastRNNBase(nn.RNNBase):
 
     def _run(self, input, hx, cx, batch_sizes):
         """input: [T, B, I] (batch_first already undone), or packed [N, I] with
-        batch_sizes; hx, cx: [L * D, B, H]. Each layer runs one fused op per
-        direction; the reverse direction reads each sequence from its own end."""
+        batch_sizes; hx: [L * D, B, P], cx: [L * D, B, H] (P = proj_size, or H).
+        Each layer runs one fused op per direction; the reverse direction reads
+        each sequence from its own end."""
         cell = _CELLS[self.mode]
         relu = self.mode == "RNN_RELU"
         directions = 2 if self.bidirectional else 1
@@ -56,7 +53,7 @@ class _FastRNNBase(nn.RNNBase):
             for direction in range(directions):
                 i = layer * directions + direction
                 out, h, c = ops.layer(cell, output, hx[i], None if cx is None else cx[i],
-                                      *self._layer_weights(i), batch_sizes=batch_sizes,
+                                      **self._layer_weights(i), batch_sizes=batch_sizes,
                                       reverse=direction == 1, relu=relu)
                 outputs.append(out)
                 h_n.append(h)
@@ -66,9 +63,10 @@ class _FastRNNBase(nn.RNNBase):
 
     def _zero_state(self, batch, input):
         directions = 2 if self.bidirectional else 1
-        zeros = torch.zeros(self.num_layers * directions, batch, self.hidden_size,
-                            dtype=input.dtype, device=input.device)
-        return (zeros, zeros) if self.mode == "LSTM" else zeros
+        zeros = lambda features: torch.zeros(self.num_layers * directions, batch, features,
+                                             dtype=input.dtype, device=input.device)
+        h0 = zeros(self.proj_size or self.hidden_size)
+        return (h0, zeros(self.hidden_size)) if self.mode == "LSTM" else h0
 
     def _check_states(self, hx, input):
         if self.mode == "LSTM":
@@ -166,8 +164,8 @@ class LSTM(_FastRNNBase):
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
 
-    # torch.nn.LSTM's: the cell state has hidden_size features (proj_size aside),
-    # and (h, c) are permuted together for packed input.
+    # torch.nn.LSTM's: the cell state has hidden_size features, h proj_size
+    # ones if proj_size > 0, and (h, c) are permuted together for packed input.
     get_expected_cell_size = nn.LSTM.get_expected_cell_size
     check_forward_args = nn.LSTM.check_forward_args
     permute_hidden = nn.LSTM.permute_hidden

@@ -3,7 +3,8 @@ the one entry point the modules call.
 
 Every op runs one layer in one direction (see csrc/ops.cpp for the schemas).
 The forward ops return a workspace with what the backward op needs; it is
-empty unless `training` is true.
+empty unless `training` is true. The LSTM ops take an optional projection
+w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 """
 
 import torch
@@ -12,7 +13,8 @@ from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn
 
 __all__ = ["GATES", "SAVED", "layer"]
 
-# gates per cell, and workspace planes the forward saves for backward
+# gates per cell, and workspace planes the forward saves for backward (an LSTM
+# with projection saves one more: o * tanh(c), the projection's input)
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 SAVED = {"rnn": 2, "lstm": 7, "gru": 5}
 
@@ -21,10 +23,12 @@ def _rows(input):
     return input.shape[0] if input.dim() == 2 else input.shape[0] * input.shape[1]
 
 
-def _fake_forward(cell, input, hx, w_hh, training):
-    hidden = w_hh.shape[1]
-    output = input.new_empty((*input.shape[:-1], hidden))
-    workspace = input.new_empty((SAVED[cell] if training else 0, _rows(input), hidden))
+def _fake_forward(cell, input, hx, w_hh, training, projected=False):
+    # w_hh: [G * H, P], P = H without projection
+    hidden, features = w_hh.shape[0] // GATES[cell], w_hh.shape[1]
+    output = input.new_empty((*input.shape[:-1], features))
+    planes = SAVED[cell] + projected if training else 0
+    workspace = input.new_empty((planes, _rows(input), hidden))
     return output, hx.new_empty(hx.shape), workspace
 
 
@@ -39,8 +43,8 @@ def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
 
 
 @torch.library.register_fake("fastrnn::lstm_forward")
-def _(input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
-    output, h_n, workspace = _fake_forward("lstm", input, hx, w_hh, training)
+def _(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training):
+    output, h_n, workspace = _fake_forward("lstm", input, hx, w_hh, training, w_hr is not None)
     return output, h_n, cx.new_empty(cx.shape), workspace
 
 
@@ -62,16 +66,17 @@ def _(grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, reverse, workspace)
 
 
 @torch.library.register_fake("fastrnn::lstm_backward")
-def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, batch_sizes, reverse, workspace):
+def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes, reverse, workspace):
+    grad_w_hr = input.new_empty(0 if w_hr is None else w_hr.shape)
     return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
-            grad_c_n.new_empty(grad_c_n.shape), *_fake_param_grads(w_ih, w_hh))
+            grad_c_n.new_empty(grad_c_n.shape), *_fake_param_grads(w_ih, w_hh), grad_w_hr)
 
 
 # Autograd. setup_context keeps what the backward op takes; the workspace is an
 # output of the forward, saved rather than recomputed.
 
-def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace):
-    ctx.save_for_backward(input, w_ih, w_hh, batch_sizes, workspace)
+def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace, w_hr=None):
+    ctx.save_for_backward(input, w_ih, w_hh, batch_sizes, workspace, w_hr)
     ctx.state_shape = hx.shape
     ctx.reverse = reverse
     ctx.has_bias = b_ih is not None
@@ -79,7 +84,7 @@ def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, worksp
 
 def _grads_in(ctx, grad_output, grad_h_n):
     """The saved tensors, with zeros for outputs that got no gradient."""
-    input, w_ih, w_hh, batch_sizes, workspace = ctx.saved_tensors
+    input, w_ih, w_hh, batch_sizes, workspace, _w_hr = ctx.saved_tensors
     if grad_output is None:
         grad_output = input.new_zeros((*input.shape[:-1], w_hh.shape[1]))
     if grad_h_n is None:
@@ -122,19 +127,23 @@ def _gru_backward(ctx, grad_output, grad_h_n, _grad_workspace):
 
 
 def _lstm_setup(ctx, inputs, output):
-    input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training = inputs
-    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[3])
+    input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training = inputs
+    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[3], w_hr)
+    ctx.cell_shape = cx.shape
 
 
 def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
     grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
         ctx, grad_output, grad_h_n)
+    w_hr = ctx.saved_tensors[-1]
     if grad_c_n is None:
-        grad_c_n = torch.zeros_like(grad_h_n)
-    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b = torch.ops.fastrnn.lstm_backward(
-        grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, workspace)
+        grad_c_n = input.new_zeros(ctx.cell_shape)
+    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = (
+        torch.ops.fastrnn.lstm_backward(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh,
+                                        w_hr, batch_sizes, ctx.reverse, workspace))
     return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh,
-            *_bias(ctx, grad_b, grad_b.clone()), None, None, None)
+            *_bias(ctx, grad_b, grad_b.clone()), None if w_hr is None else grad_w_hr,
+            None, None, None)
 
 
 torch.library.register_autograd("fastrnn::rnn_forward", _rnn_backward, setup_context=_rnn_setup)
@@ -147,18 +156,22 @@ def _needs_grad(*tensors):
 
 
 def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
-          reverse=False, relu=False):
+          reverse=False, relu=False, w_hr=None):
     """Run one layer in one direction through fastrnn's fused op for `cell`.
 
-    input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx, cx: [B, H]
-    (cx only for "lstm"). Returns (output, h_n, c_n), c_n None unless "lstm".
+    input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx: [B, P], cx:
+    [B, H] (cx only for "lstm"); w_hr: [P, H], the projection of an "lstm"
+    with proj_size P (without it P = H). Returns (output, h_n, c_n), c_n None
+    unless "lstm".
     """
     if input.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
-    training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh)
+    if w_hr is not None and cell != "lstm":
+        raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
+    training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
     if cell == "lstm":
         output, h_n, c_n, _ = torch.ops.fastrnn.lstm_forward(
-            input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training)
+            input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training)
         return output, h_n, c_n
     if cell == "gru":
         output, h_n, _ = torch.ops.fastrnn.gru_forward(

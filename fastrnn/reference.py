@@ -15,13 +15,14 @@ def rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh, relu=False):
     return torch.relu(pre) if relu else torch.tanh(pre)
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
     gates = x @ w_ih.t() + h @ w_hh.t()
     if b_ih is not None:
         gates = gates + b_ih + b_hh
     i, f, g, o = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return (h if w_hr is None else h @ w_hr.t()), c
 
 
 def gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
@@ -34,9 +35,10 @@ def gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
 
 
 def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
-          reverse=False, relu=False):
-    """input: [T, B, I], or [N, I] packed with batch_sizes [T]. Returns
-    (output, h_n, c_n) as fastrnn.ops.layer does."""
+          reverse=False, relu=False, w_hr=None):
+    """input: [T, B, I], or [N, I] packed with batch_sizes [T]; w_hr: an lstm's
+    projection [P, H] or None. Returns (output, h_n, c_n) as fastrnn.ops.layer
+    does."""
     if batch_sizes is None:
         batch_sizes = torch.full((input.shape[0],), input.shape[1], dtype=torch.long)
         padded_shape = input.shape
@@ -52,7 +54,7 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
         offset, batch = steps[t]
         x = input[offset:offset + batch]
         if cell == "lstm":
-            h_new, c_new = lstm_cell(x, h[:batch], c[:batch], w_ih, w_hh, b_ih, b_hh)
+            h_new, c_new = lstm_cell(x, h[:batch], c[:batch], w_ih, w_hh, b_ih, b_hh, w_hr)
             c = torch.cat([c_new, c[batch:]])
         elif cell == "gru":
             h_new = gru_cell(x, h[:batch], w_ih, w_hh, b_ih, b_hh)

@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import fastrnn
 
@@ -66,12 +67,19 @@ def directions(module):
     return 2 if module.bidirectional else 1
 
 
-def state_shape(module, batch):
-    """Shape of h0 (and c0) for a batch; batch None means unbatched input."""
+def features(module):
+    """Features of h: proj_size for an LSTM with projection, else hidden_size."""
+    return getattr(module, "proj_size", 0) or module.hidden_size
+
+
+def state_shape(module, batch, cell_state=False):
+    """Shape of h0 (or, with cell_state, c0) for a batch; batch None means
+    unbatched input."""
     layers = module.num_layers * directions(module)
+    size = module.hidden_size if cell_state else features(module)
     if batch is None:
-        return (layers, module.hidden_size)
-    return (layers, batch, module.hidden_size)
+        return (layers, size)
+    return (layers, batch, size)
 
 
 def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None):
@@ -82,7 +90,7 @@ def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None
     "h_n" (and "c_n") to the gradients sent back into those outputs.
     """
     batch_first = module.batch_first if batch_first is None else batch_first
-    H, I = module.hidden_size * directions(module), module.input_size  # H: output features
+    H, I = features(module) * directions(module), module.input_size  # H: output features
     if batch is None:
         x_shape, out_shape = (seq_len, I), (seq_len, H)
     elif batch_first:
@@ -90,15 +98,15 @@ def make_inputs(module, seq_len, batch, dtype, with_state=True, batch_first=None
     else:
         x_shape, out_shape = (seq_len, batch, I), (seq_len, batch, H)
     x = torch.randn(x_shape, dtype=dtype)
-    s_shape = state_shape(module, batch)
+    s_shape, c_shape = state_shape(module, batch), state_shape(module, batch, cell_state=True)
     hx = None
     if with_state:
         h0 = torch.randn(s_shape, dtype=dtype)
-        hx = (h0, torch.randn(s_shape, dtype=dtype)) if is_lstm(module) else h0
+        hx = (h0, torch.randn(c_shape, dtype=dtype)) if is_lstm(module) else h0
     upstream = {"output": torch.randn(out_shape, dtype=dtype),
                 "h_n": torch.randn(s_shape, dtype=dtype)}
     if is_lstm(module):
-        upstream["c_n"] = torch.randn(s_shape, dtype=dtype)
+        upstream["c_n"] = torch.randn(c_shape, dtype=dtype)
     return x, hx, upstream
 
 
@@ -149,6 +157,27 @@ def forward_backward(module, x, hx, upstream, run=None):
     for name, p in module.named_parameters():
         out[f"grad_{name}"] = p.grad
     return out
+
+
+# lengths of each batch's sequences for the packed tests: unsorted, with
+# length 1 and equal lengths
+LENGTHS = {3: [7, 2, 7], 4: [3, 9, 1, 9], 5: [5, 5, 1, 3, 2], 2: [1, 1]}
+
+
+def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
+    """forward_backward for a PackedSequence made from the padded x [T, B, I]:
+    the upstream gradient of the output applies to the re-padded output."""
+
+    def run(module, x, hx):
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+        output, final = module(packed, hx)
+        assert isinstance(output, PackedSequence)
+        assert torch.equal(output.batch_sizes, packed.batch_sizes)
+        padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
+        assert torch.equal(out_lengths, torch.as_tensor(lengths))
+        return padded, final
+
+    return forward_backward(module, x, hx, upstream, run=run)
 
 
 def max_abs(t):

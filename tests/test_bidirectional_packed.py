@@ -4,10 +4,9 @@ project's rule (at most twice torch.nn's own error against float64)."""
 
 import pytest
 import torch
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from conftest import (CELLS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
-                      make_inputs, make_pair)
+from conftest import (CELLS, LENGTHS, cast_inputs, cast_module, compare, float32_excess,
+                      forward_backward, make_inputs, make_pair, packed_forward_backward)
 
 CELL_IDS = list(CELLS)
 
@@ -19,9 +18,6 @@ SHAPES = [
     pytest.param(1, 2, 3, 4, 2, True, True, id="T1-B2-L2"),
 ]
 
-# lengths of each batch's sequences: unsorted, with length 1 and equal lengths
-LENGTHS = {3: [7, 2, 7], 4: [3, 9, 1, 9], 5: [5, 5, 1, 3, 2], 2: [1, 1]}
-
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
 @pytest.mark.parametrize("batch_first", [False, True], ids=["", "bf"])
@@ -32,22 +28,6 @@ def test_bidirectional_matches_torch(cell, T, B, I, H, L, bias, given, batch_fir
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
     compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
             atol=1e-10, rtol=1e-10)
-
-
-def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
-    """forward_backward for a PackedSequence made from the padded x [T, B, I]:
-    the upstream gradient of the output applies to the re-padded output."""
-
-    def run(module, x, hx):
-        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
-        output, final = module(packed, hx)
-        assert isinstance(output, PackedSequence)
-        assert torch.equal(output.batch_sizes, packed.batch_sizes)
-        padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
-        assert torch.equal(out_lengths, torch.as_tensor(lengths))
-        return padded, final
-
-    return forward_backward(module, x, hx, upstream, run=run)
 
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
@@ -91,6 +71,27 @@ def test_bidirectional_dropout_matches_torch_in_training(cell):
     torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
     torch.manual_seed(8)
     assert not torch.allclose(ours(x, hx)[0], got), "dropout changed nothing"
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_packed_dropout_matches_torch_rng(cell, bidirectional):
+    """Training with dropout on a PackedSequence: with the same seed, fastrnn
+    draws torch.nn's masks (one draw per layer after the first, over the
+    packed [N, D * H] rows in their packed order), so outputs and every
+    gradient agree."""
+    ref, ours = make_pair(cell, 4, 6, num_layers=3, dropout=0.4, bidirectional=bidirectional)
+    x, hx, upstream = make_inputs(ref, 9, 4, torch.float64)
+    lengths = LENGTHS[4]
+    torch.manual_seed(7)
+    expected = packed_forward_backward(ref, x, lengths, False, hx, upstream)
+    torch.manual_seed(7)
+    got = packed_forward_backward(ours, x, lengths, False, hx, upstream)
+    compare(got, expected, atol=1e-10, rtol=1e-10)
+    # and dropout did act: another seed gives another output
+    torch.manual_seed(8)
+    other = packed_forward_backward(ours, x, lengths, False, hx, upstream)
+    assert not torch.allclose(other["output"], got["output"], atol=1e-3), "dropout changed nothing"
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -74,12 +74,18 @@ def test_cell_float32_within_twice_torch(cell):
 
 
 class _Record(TorchDispatchMode):
+    """Names of the ops called, and fastrnn's op calls with their arguments."""
+
     def __init__(self):
         super().__init__()
         self.names = []
+        self.fastrnn_calls = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.names.append(func._schema.name)
+        if func._schema.name.startswith("fastrnn::"):
+            assert not kwargs
+            self.fastrnn_calls.append((func, args))
         return func(*args, **(kwargs or {}))
 
 
@@ -116,3 +122,57 @@ def test_cells_are_torch_cell_bases_with_torch_repr():
         ref, ours = cell_pair(cell)
         assert isinstance(ours, torch.nn.RNNCellBase)
         assert repr(ours) == repr(ref)
+
+
+# --- the ops as the cells call them ------------------------------------------------------
+
+def cell_op_calls(cell, bias):
+    """The forward and the backward op call of one training step of the cell
+    (batch 4, a T = 1 sequence), as (op, arguments) pairs recorded at dispatch."""
+    _, ours = cell_pair(cell, bias=bias)
+    x, hx, upstream = inputs(cell, 4, True, torch.float64)
+    with _Record() as record:
+        step_and_grads(ours, x, hx, upstream)
+    (forward, forward_args), (backward, backward_args) = record.fastrnn_calls
+    op = CELLS[cell][3]
+    assert forward._schema.name == f"fastrnn::{op}_forward"
+    assert backward._schema.name == f"fastrnn::{op}_backward"
+    assert forward_args[0].shape == (1, 4, I)  # one time step
+    return forward, forward_args, backward, backward_args
+
+
+def fresh(args, requires_grad):
+    """The recorded arguments as new leaf tensors (the same values)."""
+    return tuple(a.detach().clone().requires_grad_(requires_grad and a.is_floating_point())
+                 if isinstance(a, torch.Tensor) else a for a in args)
+
+
+bias_param = pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+
+
+@bias_param
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_gradcheck_cell_forward_op(cell, bias):
+    """gradcheck of the forward op on the cell's own call, through its autograd
+    registration (so of the backward op the cell's backward calls)."""
+    forward, args, _, _ = cell_op_calls(cell, bias)
+    args = fresh(args, requires_grad=True)
+    where = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    assert len(where) == (7 if cell == "lstm" else 6) - (0 if bias else 2)
+
+    def op(*tensors):
+        call = list(args)
+        for i, t in zip(where, tensors):
+            call[i] = t
+        return forward(*call)[:-1]  # not the workspace
+
+    # central differences with eps 1e-6 in float64 are good to ~1e-9 here
+    assert torch.autograd.gradcheck(op, [args[i] for i in where], atol=1e-7, rtol=1e-6)
+
+
+@bias_param
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_opcheck_cell_ops(cell, bias):
+    forward, forward_args, backward, backward_args = cell_op_calls(cell, bias)
+    torch.library.opcheck(forward, fresh(forward_args, requires_grad=True))
+    torch.library.opcheck(backward, fresh(backward_args, requires_grad=False))

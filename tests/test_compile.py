@@ -2,6 +2,7 @@
 compiled training step gives eager's loss and gradients."""
 
 import copy
+import functools
 from collections import Counter
 
 import pytest
@@ -13,7 +14,9 @@ from torch._dynamo.backends.common import aot_autograd
 import fastrnn
 
 VOCAB, EMBED, HIDDEN = 20, 8, 12
-MODULES = {"lstm": fastrnn.LSTM, "gru": fastrnn.GRU, "rnn": fastrnn.RNN}
+MODULES = {"lstm": fastrnn.LSTM, "lstm_proj": functools.partial(fastrnn.LSTM, proj_size=5),
+           "gru": fastrnn.GRU, "rnn": fastrnn.RNN}
+OP = {"lstm": "lstm", "lstm_proj": "lstm", "gru": "gru", "rnn": "rnn"}  # the ops' cell
 
 
 class TinyModel(torch.nn.Module):
@@ -21,7 +24,7 @@ class TinyModel(torch.nn.Module):
         super().__init__()
         self.embed = torch.nn.Embedding(VOCAB, EMBED)
         self.rnn = rnn_cls(EMBED, HIDDEN, num_layers=2, batch_first=True)
-        self.head = torch.nn.Linear(HIDDEN, VOCAB)
+        self.head = torch.nn.Linear(getattr(self.rnn, "proj_size", 0) or HIDDEN, VOCAB)
 
     def forward(self, tokens, targets):
         features, _ = self.rnn(self.embed(tokens))
@@ -83,8 +86,8 @@ def test_compiled_graph_holds_the_fastrnn_ops(cell):
     step(tokens, tokens).backward()
     assert len(graphs) == 2  # one forward graph, one backward graph: no break
     forward, backward = (_calls(g) for g in graphs)
-    assert forward[f"fastrnn.{cell}_forward.default"] == 2
-    assert backward[f"fastrnn.{cell}_backward.default"] == 2
+    assert forward[f"fastrnn.{OP[cell]}_forward.default"] == 2
+    assert backward[f"fastrnn.{OP[cell]}_backward.default"] == 2
 
 
 

@@ -1,5 +1,6 @@
-"""fastrnn.convert on a model mixing all six torch.nn recurrent module kinds,
-and the module behaviours users rely on (copy, save/load, dtype moves)."""
+"""fastrnn.convert on a model mixing all six torch.nn recurrent module kinds
+(its LSTM with proj_size), and the module behaviours users rely on (copy,
+save/load, dtype moves)."""
 
 import copy
 import io
@@ -17,8 +18,8 @@ class Mixed(nn.Module):
     def __init__(self):
         super().__init__()
         self.rnn = nn.RNN(4, 5, num_layers=2, nonlinearity="relu")
-        self.lstm = nn.LSTM(5, 6, bidirectional=True, batch_first=False)
-        self.gru = nn.GRU(12, 5, bias=False)
+        self.lstm = nn.LSTM(5, 6, bidirectional=True, batch_first=False, proj_size=3)
+        self.gru = nn.GRU(6, 5, bias=False)
         self.cells = nn.ModuleList([nn.RNNCell(5, 5), nn.LSTMCell(5, 5), nn.GRUCell(5, 5)])
 
     def forward(self, x):
@@ -47,6 +48,7 @@ def test_convert_swaps_every_kind_and_keeps_parameters():
     assert {type(m) for m in model.modules()} >= {fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU,
                                                   fastrnn.RNNCell, fastrnn.LSTMCell, fastrnn.GRUCell}
     assert all(p is params[n] for n, p in model.named_parameters())
+    assert model.lstm.proj_size == 3 and model.lstm.weight_hr_l0 is params["lstm.weight_hr_l0"]
     assert state.keys() == model.state_dict().keys()
     torch.testing.assert_close(model(x), expected, atol=1e-12, rtol=1e-12)
 
@@ -69,15 +71,17 @@ def test_optimizer_built_before_convert_keeps_training_the_model():
 
 
 def test_convert_root_module_and_unsupported_left_with_warning():
-    lstm = nn.LSTM(3, 4)
+    lstm = nn.LSTM(3, 4, proj_size=2)
     converted = fastrnn.convert(lstm)
-    assert type(converted) is fastrnn.LSTM and converted.weight_ih_l0 is lstm.weight_ih_l0
-    model = nn.Sequential(nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2).half())
+    assert type(converted) is fastrnn.LSTM and converted.weight_hr_l0 is lstm.weight_hr_l0
+    assert converted.proj_size == 2
+    model = nn.Sequential(nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2).half(), nn.LSTMCell(2, 2).half())
     with pytest.warns(UserWarning) as record:
         fastrnn.convert(model)
-    assert type(model[0]) is nn.LSTM and type(model[1]) is nn.GRU
-    messages = " ".join(str(w.message) for w in record)
-    assert "proj_size" in messages and "float16" in messages
+    assert type(model[0]) is fastrnn.LSTM
+    assert type(model[1]) is nn.GRU and type(model[2]) is nn.LSTMCell
+    assert len(record) == 2
+    assert all("float16" in str(w.message) for w in record)
 
 
 def test_convert_keeps_train_eval_mode():

@@ -154,20 +154,39 @@ def test_unsupported_dtype(cell, dtype):
         ours(x)
 
 
-@pytest.mark.parametrize("kwargs", [{"proj_size": 3}], ids=["proj_size"])
+@pytest.mark.parametrize("proj_size", [3, H, H + 1, -1], ids=["valid", "eq_hidden", "gt_hidden",
+                                                                "negative"])
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_not_yet_supported_options(cell, kwargs):
+def test_proj_size_accepted_or_refused_like_torch(cell, proj_size):
+    """proj_size: LSTM takes 0 < proj_size < hidden_size, RNN and GRU none;
+    torch.nn's exceptions and messages otherwise."""
     torch_cls, fast_cls, extra = CELLS[cell]
-    if "proj_size" in kwargs and cell != "lstm":
-        # torch.nn itself refuses proj_size for RNN and GRU: same error here
-        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
-            torch_cls(I, H, **extra, **kwargs)
-        with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
-            fast_cls(I, H, **extra, **kwargs)
+    if cell == "lstm" and 0 < proj_size < H:
+        theirs = torch_cls(I, H, **extra, proj_size=proj_size)
+        ours = fast_cls(I, H, **extra, proj_size=proj_size)
+        assert ours.proj_size == theirs.proj_size == proj_size
+        assert ours.weight_hr_l0.shape == theirs.weight_hr_l0.shape == (proj_size, H)
         return
-    torch_cls(I, H, **extra, **kwargs)  # torch.nn supports it
-    with pytest.raises(NotImplementedError, match=next(iter(kwargs))):
-        fast_cls(I, H, **extra, **kwargs)
+    with pytest.raises(ValueError, match="proj_size") as theirs:
+        torch_cls(I, H, **extra, proj_size=proj_size)
+    with pytest.raises(ValueError) as got:
+        fast_cls(I, H, **extra, proj_size=proj_size)
+    assert str(got.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("which", ["h0", "c0"])
+def test_lstm_proj_state_wrong_size_like_torch(which):
+    """With proj_size, h0 has proj_size features and c0 hidden_size: either
+    one given the other's size is torch.nn's error."""
+    P = 2
+    ref, ours = make_pair("lstm", I, H, dtype=torch.float32, num_layers=L, proj_size=P)
+    x = torch.randn(5, B, I)
+    hx = (torch.randn(L, B, H), torch.randn(L, B, H)) if which == "h0" else \
+        (torch.randn(L, B, P), torch.randn(L, B, P))
+    index = 0 if which == "h0" else 1
+    size = P if which == "h0" else H
+    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
+                       rf"Expected hidden\[{index}\] size \({L}, {B}, {size}\)")
 
 
 def test_unknown_nonlinearity_like_torch():
@@ -187,7 +206,7 @@ def _op_args(**override):
     bs = torch.tensor([3, 3, 2, 1])
     args = dict(input=torch.randn(int(bs.sum()), I), hx=torch.randn(B, H),
                 cx=torch.randn(B, H), w_ih=torch.randn(4 * H, I), w_hh=torch.randn(4 * H, H),
-                b_ih=torch.randn(4 * H), b_hh=torch.randn(4 * H), batch_sizes=bs,
+                b_ih=torch.randn(4 * H), b_hh=torch.randn(4 * H), w_hr=None, batch_sizes=bs,
                 reverse=False, training=True)
     args.update(override)
     return args
@@ -231,6 +250,27 @@ BAD_FORWARD = {
 }
 
 
+# with a projection w_hr [P, H]: h has P features, w_hh P columns
+P_OP = 2
+PROJ = dict(hx=torch.randn(B, P_OP), w_hh=torch.randn(4 * H, P_OP), w_hr=torch.randn(P_OP, H))
+BAD_FORWARD.update({
+    "w_hr shape": (dict(PROJ, w_hr=torch.randn(P_OP, H + 1)), r"w_hr: expected shape \[2, 6\]"),
+    "w_hr transposed": (dict(PROJ, w_hr=torch.randn(H, P_OP)), r"w_hr: expected shape \[2, 6\]"),
+    "w_hr dims": (dict(PROJ, w_hr=torch.randn(P_OP * H)), "w_hr: expected 2 dimensions"),
+    "w_hr dtype": (dict(PROJ, w_hr=torch.randn(P_OP, H, dtype=torch.float64)),
+                   "w_hr: expected dtype"),
+    "w_hr not smaller": (dict(PROJ, hx=torch.randn(B, H), w_hh=torch.randn(4 * H, H),
+                              w_hr=torch.randn(H, H)),
+                         "w_hr: expected 0 < proj_size < hidden_size, got proj_size 6"),
+    "w_hh rows with w_hr": (dict(PROJ, w_hh=torch.randn(4 * H + 1, P_OP)),
+                            "w_hh: expected 4 \\* hidden_size rows"),
+    "hx hidden with w_hr": (dict(PROJ, hx=torch.randn(B, H)), r"hx: expected shape \[3, 2\]"),
+    "cx proj with w_hr": (dict(PROJ, cx=torch.randn(B, P_OP)), r"cx: expected shape \[3, 6\]"),
+    "w_ih with w_hr": (dict(PROJ, w_ih=torch.randn(4 * P_OP, I)), r"w_ih: expected shape \[24, 4\]"),
+    "hx proj without w_hr": (dict(hx=torch.randn(B, P_OP)), r"hx: expected shape \[3, 6\]"),
+})
+
+
 @pytest.mark.parametrize("override,match", BAD_FORWARD.values(), ids=BAD_FORWARD.keys())
 def test_forward_op_bad_arguments(override, match):
     with pytest.raises(RuntimeError, match=match) as info:
@@ -257,12 +297,12 @@ def test_forward_op_wrong_gate_count(op):
             torch.ops.fastrnn.gru_forward(a["input"], a["hx"], *common, False)
 
 
-def _lstm_backward_args(**override):
-    a = _op_args()
+def _lstm_backward_args(projected=False, **override):
+    a = _op_args(**(PROJ if projected else {}))
     output, h_n, c_n, workspace = _lstm_forward(a)
     args = dict(grad_output=torch.randn_like(output), grad_h_n=torch.randn_like(h_n),
                 grad_c_n=torch.randn_like(c_n), input=a["input"], w_ih=a["w_ih"],
-                w_hh=a["w_hh"], batch_sizes=a["batch_sizes"], reverse=False,
+                w_hh=a["w_hh"], w_hr=a["w_hr"], batch_sizes=a["batch_sizes"], reverse=False,
                 workspace=workspace)
     args.update(override)
     return args
@@ -286,10 +326,28 @@ BAD_BACKWARD = {
 }
 
 
-@pytest.mark.parametrize("override,match", BAD_BACKWARD.values(), ids=BAD_BACKWARD.keys())
-def test_backward_op_bad_arguments(override, match):
+BAD_BACKWARD["w_hr without a projected forward"] = (dict(w_hr=torch.randn(P_OP, H)),
+                                                    r"w_hr: expected shape \[6, 6\]")
+# the same after a forward with the projection PROJ
+BAD_BACKWARD_PROJ = {
+    "w_hr missing": (dict(w_hr=None), "w_hh: expected shape"),
+    "w_hr shape": (dict(w_hr=torch.randn(P_OP + 1, H)), r"w_hr: expected shape \[2, 6\]"),
+    "grad_output hidden": (dict(grad_output=torch.randn(9, H)),
+                           r"grad_output: expected shape \[9, 2\]"),
+    "grad_h_n hidden": (dict(grad_h_n=torch.randn(B, H)), r"grad_h_n: expected shape \[3, 2\]"),
+    "grad_c_n proj": (dict(grad_c_n=torch.randn(B, P_OP)), r"grad_c_n: expected shape \[3, 6\]"),
+    "workspace unprojected": (dict(workspace=torch.randn(7, 9, H)),
+                              r"workspace: expected shape \[8, 9, 6\]"),
+}
+
+
+@pytest.mark.parametrize(
+    "projected,override,match",
+    [(False, *v) for v in BAD_BACKWARD.values()] + [(True, *v) for v in BAD_BACKWARD_PROJ.values()],
+    ids=list(BAD_BACKWARD) + [f"projected {k}" for k in BAD_BACKWARD_PROJ])
+def test_backward_op_bad_arguments(projected, override, match):
     with pytest.raises(RuntimeError, match=match) as info:
-        torch.ops.fastrnn.lstm_backward(*_lstm_backward_args(**override).values())
+        torch.ops.fastrnn.lstm_backward(*_lstm_backward_args(projected, **override).values())
     assert "fastrnn.lstm_backward" in str(info.value)
 
 

@@ -11,9 +11,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from conftest import float32_excess
 from fastrnn import ops, reference
 
-# cell name -> (ops/reference cell, relu)
+# cell name -> (ops/reference cell, relu); lstm_proj: lstm with a projection w_hr
 CELLS = {"rnn_tanh": ("rnn", False), "rnn_relu": ("rnn", True), "lstm": ("lstm", False),
-         "gru": ("gru", False)}
+         "lstm_proj": ("lstm", False), "gru": ("gru", False)}
 CELL_IDS = list(CELLS)
 
 packed_param = pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -21,8 +21,8 @@ reverse_param = pytest.mark.parametrize("reverse", [False, True], ids=["forward"
 bias_param = pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 cell_param = pytest.mark.parametrize("cell", CELL_IDS)
 
-# ordered names of the tensor arguments of ops.layer / reference.layer
-TENSOR_ARGS = ("input", "hx", "cx", "w_ih", "w_hh", "b_ih", "b_hh")
+# names of the tensor arguments of ops.layer / reference.layer
+TENSOR_ARGS = ("input", "hx", "cx", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr")
 
 
 def random_batch_sizes(T, B):
@@ -33,20 +33,27 @@ def random_batch_sizes(T, B):
     return torch.tensor([(lengths > t).sum().item() for t in range(T)], dtype=torch.long)
 
 
+def proj_size(cell, H):
+    """Features of h: about half of H for lstm_proj, else H."""
+    return (H + 1) // 2 if cell == "lstm_proj" else H
+
+
 def make_args(cell, T, B, I, H, packed, bias, dtype=torch.float64, requires_grad=False):
     """Random arguments of ops.layer as a dict (tensors + batch_sizes)."""
     name, _ = CELLS[cell]
     G = ops.GATES[name]
+    P = proj_size(cell, H)
     batch_sizes = random_batch_sizes(T, B) if packed else None
     rows = int(batch_sizes.sum()) if packed else None
     args = {
         "input": torch.randn((rows, I) if packed else (T, B, I), dtype=dtype),
-        "hx": torch.randn(B, H, dtype=dtype),
+        "hx": torch.randn(B, P, dtype=dtype),
         "cx": torch.randn(B, H, dtype=dtype) if name == "lstm" else None,
         "w_ih": torch.randn(G * H, I, dtype=dtype) * 0.5,
-        "w_hh": torch.randn(G * H, H, dtype=dtype) * 0.5,
+        "w_hh": torch.randn(G * H, P, dtype=dtype) * 0.5,
         "b_ih": torch.randn(G * H, dtype=dtype) if bias else None,
         "b_hh": torch.randn(G * H, dtype=dtype) if bias else None,
+        "w_hr": torch.randn(P, H, dtype=dtype) * 0.5 if cell == "lstm_proj" else None,
     }
     for t in args.values():
         if t is not None:
@@ -57,7 +64,7 @@ def make_args(cell, T, B, I, H, packed, bias, dtype=torch.float64, requires_grad
 
 def run_layer(impl, cell, args, reverse):
     name, relu = CELLS[cell]
-    return impl(name, *(args[k] for k in TENSOR_ARGS), batch_sizes=args["batch_sizes"],
+    return impl(name, **{k: args[k] for k in TENSOR_ARGS}, batch_sizes=args["batch_sizes"],
                 reverse=reverse, relu=relu)
 
 
@@ -125,7 +132,9 @@ def _forward_op_args(cell, args, reverse, training):
     """(forward op of `cell`, its arguments) from make_args' dict."""
     name, relu = CELLS[cell]
     states = (args["input"], args["hx"]) + ((args["cx"],) if name == "lstm" else ())
-    rest = (args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"], args["batch_sizes"], reverse)
+    weights = (args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"])
+    weights += (args["w_hr"],) if name == "lstm" else ()
+    rest = (*weights, args["batch_sizes"], reverse)
     flags = (relu, training) if name == "rnn" else (training,)
     return getattr(torch.ops.fastrnn, f"{name}_forward").default, (*states, *rest, *flags)
 
@@ -166,7 +175,8 @@ class _BackwardCase:
     def backward_op_args(self, *grads):
         """(backward op, its arguments) for these incoming gradients."""
         a = self.fixed
-        rest = (a["input"], a["w_ih"], a["w_hh"], a["batch_sizes"], self.reverse)
+        weights = (a["w_ih"], a["w_hh"]) + ((a["w_hr"],) if self.name == "lstm" else ())
+        rest = (a["input"], *weights, a["batch_sizes"], self.reverse)
         op = getattr(torch.ops.fastrnn, f"{self.name}_backward").default
         relu = (self.relu,) if self.name == "rnn" else ()
         return op, (*grads, *rest, *relu, self.workspace)
@@ -179,19 +189,20 @@ class _BackwardCase:
         """J v: the tangent of the reference's outputs for tangent v on the
         quantities the backward op returns gradients of."""
         a = self.fixed
-        if self.name == "lstm":
-            v_in, v_hx, v_cx, v_wih, v_whh, v_b = v
+        v_whr = None
+        if self.name == "lstm":  # grad_w_hr: empty without a projection
+            v_in, v_hx, v_cx, v_wih, v_whh, v_b, v_whr = v
             v_bih, v_bhh = v_b, torch.zeros_like(v_b)  # grad_b is d/db_ih = d/db_hh
+            v_whr = v_whr if a["w_hr"] is not None else None
         elif self.name == "gru":
             v_in, v_hx, v_wih, v_whh, v_bih, v_bhh = v
             v_cx = None
         else:
             v_in, v_hx, v_wih, v_whh, v_b = v
             v_bih, v_bhh, v_cx = v_b, torch.zeros_like(v_b), None
-        primals = dict(input=a["input"], hx=a["hx"], cx=a["cx"], w_ih=a["w_ih"], w_hh=a["w_hh"],
-                       b_ih=a["b_ih"], b_hh=a["b_hh"])
+        primals = {k: a[k] for k in TENSOR_ARGS}
         tangents = dict(input=v_in, hx=v_hx, cx=v_cx, w_ih=v_wih, w_hh=v_whh, b_ih=v_bih,
-                        b_hh=v_bhh)
+                        b_hh=v_bhh, w_hr=v_whr)
         names = [k for k in TENSOR_ARGS if primals[k] is not None]
         f = layer_fn(reference.layer, self.cell, self.fixed, self.reverse, names)
         _, jv = torch.func.jvp(f, tuple(primals[k] for k in names),
@@ -277,39 +288,55 @@ def test_packed_layer_matches_torch_nn_packed_sequence(cell, reverse):
     second half."""
     name, relu = CELLS[cell]
     T, B, I, H = 6, 4, 3, 5
+    P = proj_size(cell, H)
     module_cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name]
     extra = {"nonlinearity": "relu" if relu else "tanh"} if name == "rnn" else {}
+    if cell == "lstm_proj":
+        extra["proj_size"] = P
     module = module_cls(I, H, bidirectional=True, **extra).double()
     sfx = "_reverse" if reverse else ""
-    w = [getattr(module, f"{p}_l0{sfx}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    params = {"w_ih": "weight_ih", "w_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh"}
+    if cell == "lstm_proj":
+        params["w_hr"] = "weight_hr"
+    w = {k: getattr(module, f"{p}_l0{sfx}") for k, p in params.items()}
+    names = list(w)
 
     lengths = torch.tensor([6, 4, 4, 1])
     padded = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
     packed = pack_padded_sequence(padded, lengths)
-    h0 = torch.randn(2, B, H, dtype=torch.float64)
+    h0 = torch.randn(2, B, P, dtype=torch.float64)
     c0 = torch.randn(2, B, H, dtype=torch.float64)
     d = 1 if reverse else 0
     hx = (h0, c0) if name == "lstm" else h0
     out, final = module(packed, hx)
     h_n = final[0] if name == "lstm" else final
-    ours = ops.layer(name, packed.data, h0[d], c0[d] if name == "lstm" else None, *w,
+    ours = ops.layer(name, packed.data, h0[d], c0[d] if name == "lstm" else None, **w,
                      batch_sizes=packed.batch_sizes, reverse=reverse, relu=relu)
-    torch.testing.assert_close(ours[0], out.data[:, d * H:(d + 1) * H], atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(ours[0], out.data[:, d * P:(d + 1) * P], atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(ours[1], h_n[d], atol=1e-12, rtol=1e-12)
     if name == "lstm":
         torch.testing.assert_close(ours[2], final[1][d], atol=1e-12, rtol=1e-12)
 
     g = torch.randn_like(ours[0])
-    expected = torch.autograd.grad(out.data[:, d * H:(d + 1) * H], [padded, *w], g,
+    expected = torch.autograd.grad(out.data[:, d * P:(d + 1) * P], [padded, *w.values()], g,
                                    retain_graph=True)
-    got = torch.autograd.grad(ours[0], [padded, *w], g)
-    for k, a, b in zip(["input", "w_ih", "w_hh", "b_ih", "b_hh"], got, expected):
+    got = torch.autograd.grad(ours[0], [padded, *w.values()], g)
+    for k, a, b in zip(["input", *names], got, expected):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12, msg=lambda m: f"{k}: {m}")
 
 
-def test_workspace_only_when_training():
-    args = make_args("lstm", 3, 2, 4, 5, packed=False, bias=True)
-    op, op_args = _forward_op_args("lstm", args, reverse=False, training=False)
+@pytest.mark.parametrize("cell", ["lstm", "lstm_proj"])
+def test_workspace_only_when_training(cell):
+    args = make_args(cell, 3, 2, 4, 5, packed=False, bias=True)
+    op, op_args = _forward_op_args(cell, args, reverse=False, training=False)
     assert op(*op_args)[-1].numel() == 0
-    op, op_args = _forward_op_args("lstm", args, reverse=False, training=True)
-    assert op(*op_args)[-1].shape == (ops.SAVED["lstm"], 3 * 2, 5)
+    op, op_args = _forward_op_args(cell, args, reverse=False, training=True)
+    planes = ops.SAVED["lstm"] + (cell == "lstm_proj")  # + o * tanh(c), the projection's input
+    assert op(*op_args)[-1].shape == (planes, 3 * 2, 5)
+
+
+def test_w_hr_only_for_lstm():
+    args = make_args("gru", 3, 2, 4, 5, packed=False, bias=True)
+    args["w_hr"] = torch.randn(2, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="w_hr .* only supported for lstm, not gru"):
+        run_layer(ops.layer, "gru", args, reverse=False)

@@ -64,12 +64,16 @@ def _torch_rnn_ops(names):
 
 dtype_param = pytest.mark.parametrize("dtype", [torch.float32, torch.float64],
                                       ids=["float32", "float64"])
+# every cell, and an LSTM with proj_size (its projection is in the op too)
+MODULE_CASES = pytest.mark.parametrize(
+    "cell,kwargs", [(c, {}) for c in CELL_IDS] + [("lstm", {"proj_size": 2})],
+    ids=CELL_IDS + ["lstm_proj"])
 
 
 @dtype_param
-@pytest.mark.parametrize("cell", CELL_IDS)
-def test_dispatches_fastrnn_ops_once_per_layer(cell, dtype):
-    _, ours = make_pair(cell, 3, 4, dtype=dtype, num_layers=LAYERS)
+@MODULE_CASES
+def test_dispatches_fastrnn_ops_once_per_layer(cell, kwargs, dtype):
+    _, ours = make_pair(cell, 3, 4, dtype=dtype, num_layers=LAYERS, **kwargs)
     ops = _dispatched(ours, dtype)
     name = OP_OF_CELL[cell]
     assert ops[f"fastrnn::{name}_forward"] == LAYERS
@@ -80,9 +84,9 @@ def test_dispatches_fastrnn_ops_once_per_layer(cell, dtype):
 
 
 @dtype_param
-@pytest.mark.parametrize("cell", CELL_IDS)
-def test_profiler_sees_no_torch_rnn_op(cell, dtype):
-    _, ours = make_pair(cell, 3, 4, dtype=dtype, num_layers=LAYERS)
+@MODULE_CASES
+def test_profiler_sees_no_torch_rnn_op(cell, kwargs, dtype):
+    _, ours = make_pair(cell, 3, 4, dtype=dtype, num_layers=LAYERS, **kwargs)
     names = _profiled(ours, dtype)
     name = OP_OF_CELL[cell]
     assert names[f"fastrnn::{name}_forward"] == LAYERS
