@@ -15,6 +15,7 @@
 
 #include "isa.h"
 #include "pool.h"
+#include "transpose.h"
 #include "scratch.h"
 
 extern "C" {
@@ -43,8 +44,8 @@ struct CPUBackend {
         if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
         // brgemm takes B as [k, n] rows: transpose it once (k * n copies
         // against 2 * m * k * n flops)
-        const at::Tensor b_t =
-            at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t().contiguous();
+        const at::Tensor b_t = cpu::contiguous(
+            at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
         return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
       }
     }
@@ -100,12 +101,12 @@ struct CPUBackend {
   template <typename scalar_t>
   static StepWeight step_weight(const at::Tensor& w, int64_t H, int64_t slices, int64_t rows) {
     const int64_t k = w.size(0);
-    if (!packs<scalar_t>()) return {w.contiguous(), H, true};
+    if (!packs<scalar_t>()) return {w.contiguous(), H, true};  // BLAS takes W as it is
     const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
     const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
     // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats, at most 256
     const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
-    if (block >= H && slices * H <= 256) return {w.contiguous(), H, true};
+    if (block >= H && slices * H <= 256) return {cpu::contiguous(w), H, true};
     return {pack_panels(w, H, slices, block), block, false};
   }
 
@@ -180,19 +181,29 @@ struct CPUBackend {
   }
 
   // W[k, slices * H] as [blocks, slices, k, block]: panel (b, s) holds columns
-  // s * H + [b * block, (b + 1) * block) of W, zero beyond H. One copy_ per
-  // panel, across threads: the forward's W is W_hh^T, a transposed view, and
-  // copy_ transposes a 2-D block in cache-sized tiles (a 4-D permute copied
-  // element by element and cost 1.6x the plain transpose).
-  static at::Tensor pack_panels(const at::Tensor& w, int64_t H, int64_t slices, int64_t block) {
+  // s * H + [b * block, (b + 1) * block) of W, zero beyond H. The forward's W
+  // is W_hh^T, a transposed view: its panels are transposed out of W_hh's rows.
+  static at::Tensor pack_panels(const at::Tensor& w_in, int64_t H, int64_t slices, int64_t block) {
+    const bool transposed = w_in.stride(0) == 1 && w_in.stride(1) >= w_in.size(0);
+    const at::Tensor w = transposed || w_in.stride(1) == 1 ? w_in : w_in.contiguous();
     const int64_t k = w.size(0), blocks = (H + block - 1) / block;
     at::Tensor packed = at::empty({blocks, slices, k, block}, w.options());
     if (blocks * block != H) packed.select(0, blocks - 1).zero_();
+    const float* src = w.const_data_ptr<float>();
+    float* dst = packed.mutable_data_ptr<float>();
     at::parallel_for(0, blocks * slices, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        const int64_t b = p / slices, s = p % slices;
-        const int64_t j0 = b * block, width = std::min(block, H - j0);
-        packed.select(0, b).select(0, s).narrow(1, 0, width).copy_(w.narrow(1, s * H + j0, width));
+        const int64_t col = (p % slices) * H + (p / slices) * block;  // first column of W
+        const int64_t width = std::min(block, H - (p / slices) * block);
+        float* panel = dst + p * k * block;
+        if (transposed) {  // W[kk, col + j] = src[(col + j) * stride + kk]
+          cpu::transpose(src + col * w.stride(1), w.stride(1), panel, block, width, k);
+        } else {
+          for (int64_t kk = 0; kk < k; ++kk) {
+            std::copy(src + kk * w.stride(0) + col, src + kk * w.stride(0) + col + width,
+                      panel + kk * block);
+          }
+        }
       }
     });
     return packed;
