@@ -48,7 +48,7 @@ class Vocabulary:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 60
     batch_size: int = 64
     lr: float = 3e-3
     clip: float = 5.0              # gradient norm clipping, as char-rnn

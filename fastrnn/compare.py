@@ -160,7 +160,7 @@ def parse_args(argv=None):
                         "Python; tinyshakespeare: FASTRNN_DATA, the cache, or a download)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="last part of the text kept for validation (default 0.2)")
-    p.add_argument("--epochs", type=int, default=30, help="(default 30)")
+    p.add_argument("--epochs", type=int, default=60, help="(default 60)")
     p.add_argument("--steps-per-epoch", type=int, default=0,
                    help="at most this many batches per epoch, drawn from the shuffled windows "
                         "(default 0: all; for large texts)")
@@ -192,6 +192,8 @@ def parse_args(argv=None):
     p.add_argument("--no-plot", action="store_true", help="write no PNGs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if not 0 < args.val_fraction < 1:
+        p.error("--val-fraction must be between 0 and 1")
     for name in ("epochs", "hidden_size", "embed_size", "num_layers", "batch_size", "stride"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -272,17 +274,17 @@ def main(argv=None):
         try:
             row, curve, model = run_one(cell, seq_len, backend, vocab, train_ids, val_ids,
                                         args, on_step)
+            rows.append(row)
+            curves.append(curve)
             if args.sample:
                 samples[(cell, seq_len, backend)] = sample(
                     model, vocab, prompt, args.sample, seq_len, args.temperature, args.seed)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # keep what is finished, write it, stop
             interrupted = True
             break
         finally:
             if epochs is not None:
                 epochs.close()
-        rows.append(row)
-        curves.append(curve)
         if bar is not None:
             bar.update(1)
     if bar is not None:

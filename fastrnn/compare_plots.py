@@ -5,7 +5,7 @@
     loss_curves.png    training (solid) and validation (dashed) loss per epoch,
                        one panel per seq_len
 
-One colour per cell; fastrnn solid with circles, torch.nn dashed with
+One colour per cell; fastrnn solid with dots, torch.nn dashed with hollow
 squares, so that where the backends agree the lines lie on each other.
 """
 
@@ -13,7 +13,9 @@ __all__ = ["plot_all"]
 
 COLOURS = {"rnn": "tab:blue", "lstm": "tab:orange", "gru": "tab:green", "cnn": "tab:red",
            "attention": "tab:purple"}
-STYLE = {"fastrnn": dict(linestyle="-", marker="o"), "torch": dict(linestyle="--", marker="s")}
+# torch.nn hollow and larger, so that fastrnn's marks stay visible inside them
+STYLE = {"fastrnn": dict(linestyle="-", marker="o", markersize=5),
+         "torch": dict(linestyle="--", marker="s", markersize=10, markerfacecolor="none")}
 
 
 def _pyplot():

@@ -18,6 +18,7 @@ import fastrnn
 from fastrnn import charmodels, chartrain, compare, copytask, corpora, music
 
 REPO = Path(__file__).resolve().parents[1]
+URLOPEN = corpora.urllib.request.urlopen      # before the fixture takes the network away
 SHARED_TINYSHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 TINY = ["--hidden-size", "16", "--embed-size", "8", "--no-progress"]
 
@@ -71,6 +72,19 @@ def test_tinyshakespeare_from_shared_data(monkeypatch, where):
     assert name == "tinyshakespeare"
     assert len(text.encode("utf-8")) == corpora.TINYSHAKESPEARE_BYTES
     assert text.startswith("First Citizen:")
+
+
+@pytest.mark.skipif(not SHARED_TINYSHAKESPEARE.is_file(), reason="no ../shared/data here")
+def test_tinyshakespeare_download_goes_to_the_cache(monkeypatch):
+    """Online, it is fetched once into the cache (here from a file:// URL)."""
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", URLOPEN)
+    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_URL", SHARED_TINYSHAKESPEARE.as_uri())
+    path = corpora.tinyshakespeare()
+    assert Path(path) == corpora.cache_dir() / "tinyshakespeare.txt"
+    assert os.path.getsize(path) == corpora.TINYSHAKESPEARE_BYTES
+    assert list(corpora.cache_dir().iterdir()) == [Path(path)]     # no .part left behind
+    monkeypatch.setattr(corpora, "TINYSHAKESPEARE_URL", "file:///nonexistent")
+    assert corpora.tinyshakespeare() == path                         # from the cache now
 
 
 def test_tinyshakespeare_offline_says_how_to_provide_it(tmp_path, capsys):
@@ -235,6 +249,7 @@ def test_copytask_end_to_end(tmp_path, capsys):
     assert [(r["cell"], r["test_len"]) for r in rows] == [
         (c, t) for c in ("lstm", "gru") for t in (2, 4, 6)]
     assert all(0 <= r["sequence_accuracy"] <= r["token_accuracy"] <= 1 for r in rows)
+    assert [len(r["per_position"]) for r in rows] == [2, 4, 6] * 2
     assert "OUT" in capsys.readouterr().out       # length 6 is beyond the training lengths
 
 
@@ -244,18 +259,21 @@ def test_copytask_learns_to_copy_short_sequences():
     model = copytask.Seq2Seq("gru", 4, 48, backend="fastrnn")
     assert type(model.encoder) is fastrnn.GRU
     copytask.train(model, 250, 32, 3, 1e-2, seed=0)
-    token_acc, seq_acc = copytask.accuracy(model, 3, 300, seed=1)
-    assert token_acc > 0.9 and seq_acc > 0.75
+    acc = copytask.accuracy(model, 3, 300, seed=1)
+    assert acc["token"] > 0.9 and acc["sequence"] > 0.75
+    assert acc["token"] == pytest.approx(sum(acc["per_position"]) / 3)
 
 
 # --------------------------------------------------------------------------
 # music
 
 def test_roll_of():
-    roll = music.roll_of([(0.0, 2.0, [60, 64]), (2.0, 0.5, [21]), (3.0, 1.0, [108, 109])])
+    roll = music.roll_of([(0.0, 2.0, [60, 64]), (2.0, 0.5, [21]), (2.5, 0.5, [30]),
+                          (3.0, 1.0, [108, 109])])
     assert roll.shape == (4, 88)
     assert roll[:2, 60 - 21].all() and roll[:2, 64 - 21].all() and not roll[2:, 60 - 21].any()
     assert roll[2, 0] == 1 and roll[3, 87] == 1          # A0 and C8; 109 is off the piano
+    assert not roll[:, 30 - 21].any()                     # between two samples: no trace
     assert roll.sum() == 2 * 2 + 1 + 1
 
 
