@@ -1,6 +1,10 @@
 # One place for setup, the main job and the tests. Needs only Python 3 and a
-# C++ compiler: `make bench` and `make test` create .venv, install torch and
+# C++ compiler: `make run` and `make test` create .venv, install torch and
 # the build/test tools, and build fastrnn into it.
+#
+# make run     the main job: RNN, LSTM and GRU at seq_len 10, 20, 30 on the
+#              built-in text, trained on fastrnn and on torch.nn (fastrnn.compare)
+# make bench   the kernel benchmark against torch.nn (fastrnn.bench)
 #
 # torch must not be installed into an isolated build environment (another
 # torch, broken ABI), so fastrnn is always built with --no-build-isolation.
@@ -12,19 +16,22 @@ TORCH  ?= torch==2.13.0
 ARGS   ?=
 STAMP  := $(VENV)/.fastrnn-deps
 
-.PHONY: setup build bench test test-py test-isa test-cpp bench-smoke clean
+.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke clean
 
 setup: build
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" numpy ninja pybind11 setuptools wheel \
-	    pytest pytest-benchmark tqdm matplotlib cmake
+	    pytest pytest-benchmark tqdm matplotlib cmake music21
 	touch $(STAMP)
 
 # Builds fastrnn/_C in place and installs the package in editable mode.
 build: $(STAMP)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+
+run: build
+	$(PY) -m fastrnn.compare --backend both $(ARGS)
 
 bench: build
 	$(PY) -m fastrnn.bench $(ARGS)

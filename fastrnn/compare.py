@@ -127,8 +127,10 @@ def format_table(rows):
 
 def markdown_table(rows):
     """The same table in Markdown, for READMEs and notes."""
+    lines = [[c.replace("x", "×") if i == 7 else c for i, c in enumerate(l)]
+             for l in _table_lines(rows)]
     return "\n".join(["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-                     + ["| " + " | ".join(l) + " |" for l in _table_lines(rows)])
+                     + ["| " + " | ".join(l) + " |" for l in lines])
 
 
 def _list(kind, choices=None, cast=str):
