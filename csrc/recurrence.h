@@ -67,15 +67,45 @@ struct Recurrence {
     return bias;
   }
 
-  // Input projection of all steps at once, x W_ih^T: [N, G*H]. The biases are
-  // added in the pointwise pass, which saves a pass over this large buffer.
-  static at::Tensor input_projection(const at::Tensor& x, const at::Tensor& w_ih) {
-    const int64_t N = x.size(0), I = x.size(1), GH = w_ih.size(0);
-    at::Tensor x_proj = Backend::temporary(Scratch::kInputProjection, {N, GH}, x.options());
-    Backend::gemm(false, true, N, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>(), I,
-                  w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
-                  x_proj.mutable_data_ptr<scalar_t>(), GH);
-    return x_proj;
+  // The input projection runs in chunks of consecutive steps, each chunk just
+  // before the steps that read it, so that the pointwise passes find it in
+  // cache: in one GEMM over all N rows it went to memory and back (26 MB for
+  // an LSTM at batch 64, hidden 256, 100 steps), and the forward took 10% longer.
+  // A chunk has at least kChunkRows rows (one GEMM that size runs at full
+  // speed), and the last one takes a remainder smaller than that: at most
+  // 2 * kChunkRows + B rows.
+  static constexpr int64_t kChunkRows = 512;
+
+  // Consecutive steps' rows are contiguous (offsets run monotonically through
+  // the steps, up or down), so a chunk's rows are one block of x.
+  struct Chunk {
+    size_t end = 0;         // one past its last step (in the order the steps run)
+    int64_t row0 = 0;       // its first row
+    int64_t rows = 0;
+    int64_t rows_left = 0;  // rows of the steps after it
+  };
+
+  // The chunk that starts at steps[first]; rows_left: the rows of steps[first] and after.
+  static Chunk next_chunk(const std::vector<Step>& steps, size_t first, int64_t rows_left) {
+    Chunk c;
+    c.end = first;
+    c.row0 = steps[first].offset;
+    while (c.end < steps.size() && (c.rows < kChunkRows || rows_left - c.rows < kChunkRows)) {
+      const Step& step = steps[c.end++];
+      c.row0 = std::min(c.row0, step.offset);
+      c.rows += step.batch;
+    }
+    c.rows_left = rows_left - c.rows;
+    return c;
+  }
+
+  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H]. The
+  // biases are added in the pointwise pass, which saves a pass over x_proj.
+  static void input_projection(const at::Tensor& x, const at::Tensor& w_ih, int64_t row0,
+                               int64_t rows, scalar_t* x_proj) {
+    const int64_t I = x.size(1), GH = w_ih.size(0);
+    Backend::gemm(false, true, rows, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>() + row0 * I,
+                  I, w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0), x_proj, GH);
   }
 
   // x: [N, I]; h0: [B, P]; c0: [B, H] (undefined unless LSTM); w_hh: [G*H, P];
@@ -92,7 +122,9 @@ struct Recurrence {
     const int64_t P = w_hh.size(1);
     const int64_t B = h0.size(0);
 
-    const at::Tensor x_proj = input_projection(x, w_ih);               // [N, G*H]
+    // [chunk rows, G*H] the input projection of the current chunk of steps
+    at::Tensor x_proj = Backend::temporary(Scratch::kInputProjection,
+                                           {std::min(N, 2 * kChunkRows + B), G * H}, x.options());
     const at::Tensor bias = folded_bias(w_ih, b_ih, b_hh);             // [G*H]
     const auto w_step = Backend::template step_weight<scalar_t>(w_hh.t(), H, G, B);  // W_hh^T [P, G*H]
     at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
@@ -130,7 +162,13 @@ struct Recurrence {
     int64_t prev_batch = B;
     bool_switch(training, [&](auto kTraining) {
       bool_switch(relu, [&](auto kRelu) {
-        for (const Step& step : steps) {
+        Chunk chunk{0, 0, 0, N};  // the chunk of the input projection that x_proj holds
+        for (size_t t = 0; t < steps.size(); ++t) {
+          const Step& step = steps[t];
+          if (t == chunk.end) {
+            chunk = next_chunk(steps, t, chunk.rows_left);
+            input_projection(x, w_ih, chunk.row0, chunk.rows, x_proj.mutable_data_ptr<scalar_t>());
+          }
           // Sequences that ended at the previous step keep their final state in
           // both buffers (only when the batch shrinks, as it does going forwards).
           if (step.batch < prev_batch) {
@@ -139,7 +177,7 @@ struct Recurrence {
           prev_batch = step.batch;
           s.h_prev = cur;
           s.h = nxt;
-          s.x_proj = x_proj.const_data_ptr<scalar_t>() + step.offset * G * H;
+          s.x_proj = x_proj.const_data_ptr<scalar_t>() + (step.offset - chunk.row0) * G * H;
           s.ws = ws.mutable_data_ptr<scalar_t>() + (kTraining ? step.offset * H : 0);
           if constexpr (Cell::kProjected) {  // o * tanh(c) [batch, H], projected below
             s.out = kTraining ? s.ws + (K - 2) * s.plane : unprojected.mutable_data_ptr<scalar_t>();
