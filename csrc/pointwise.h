@@ -76,7 +76,7 @@ struct RNNCell {
   static constexpr bool kProjected = false;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t pre = acc_t(s.x_proj[e]) + acc_t(s.h_proj[e]) + acc_t(s.bias[j]);
@@ -90,7 +90,7 @@ struct RNNCell {
   }
 
   template <bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
@@ -113,7 +113,7 @@ struct LSTMCellImpl {
   static constexpr bool kProjected = kProject;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t e = b * H + j;
@@ -140,7 +140,7 @@ struct LSTMCellImpl {
   // kProject: dh is the whole gradient into o * tanh(c) (the driver projected
   // dh + grad_out back through W_hr), so grad_out is not added here.
   template <bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t p = s.plane;
@@ -168,7 +168,7 @@ struct GRUCell {
   static constexpr bool kProjected = false;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t e = b * H + j;
@@ -191,7 +191,7 @@ struct GRUCell {
   }
 
   template <bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t p = s.plane;
@@ -214,7 +214,7 @@ struct GRUCell {
 template <class Cell, typename scalar_t, bool kTraining, bool kRelu>
 struct ForwardFn {
   ForwardStep<scalar_t> step;
-  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const {
+  C10_HOST_DEVICE FASTRNN_INLINE void operator()(int64_t b, int64_t j) const {
     Cell::template forward<kTraining, kRelu>(step, b, j);
   }
 };
@@ -222,7 +222,7 @@ struct ForwardFn {
 template <class Cell, typename scalar_t, bool kRelu>
 struct BackwardFn {
   BackwardStep<scalar_t> step;
-  C10_HOST_DEVICE void operator()(int64_t b, int64_t j) const {
+  C10_HOST_DEVICE FASTRNN_INLINE void operator()(int64_t b, int64_t j) const {
     Cell::template backward<kRelu>(step, b, j);
   }
 };

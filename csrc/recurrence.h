@@ -212,7 +212,8 @@ struct Recurrence {
   // grad_out: [N, P]; grad_h_n: [B, P]; grad_c_n: [B, H] (undefined unless
   // LSTM); w_hr: [P, H] (Cell::kProjected only, else undefined).
   // Returns grad_x [N, I], grad_h0 [B, P], grad_c0 [B, H], grad_w_ih, grad_w_hh,
-  // grad_b_ih [G*H], grad_b_hh [G*H], grad_w_hr [P, H] (undefined without projection).
+  // grad_b_ih [G*H] (the gradient of either bias unless GRU), grad_b_hh [G*H]
+  // (GRU only, else undefined), grad_w_hr [P, H] (undefined without projection).
   static std::vector<at::Tensor> backward(
       const std::vector<Step>& steps, const at::Tensor& grad_out, const at::Tensor& grad_h_n,
       const at::Tensor& grad_c_n, const at::Tensor& x, const at::Tensor& w_ih,
@@ -253,10 +254,45 @@ struct Recurrence {
     // pass reads only its own units' dh. With a projection, the pass needs all
     // of dh (to project it back through W_hr), so that GEMM runs on its own and
     // the projection's GEMM is the one fused with the pass.
+    const int64_t I = x.size(1);
+    at::Tensor grad_x = at::empty({N, I}, x.options());                     // [N, I]
+    at::Tensor grad_w_ih = at::empty({G * H, I}, x.options());              // [G*H, I]
+    at::Tensor grad_w_hh = at::empty({G * H, P}, x.options());              // [G*H, P]
+    at::Tensor grad_b_ih = at::zeros({G * H}, x.options());                 // [G*H]
+    at::Tensor grad_b_hh = Cell::kDirectDh ? at::zeros({G * H}, x.options()) : grad_b_ih;  // GRU: apart
+    // The gradients that need whole steps run per chunk of steps, as soon as
+    // the chunk's pointwise passes have written its gates' gradients, which
+    // are then still in cache: over all N rows after the loop they went to
+    // memory and were read back three times (13 MB for an LSTM at batch 64,
+    // hidden 256, 50 steps).
+    const std::vector<Step> order(steps.rbegin(), steps.rend());  // the backward's order
+    const scalar_t* h_prev = ws.const_data_ptr<scalar_t>() + (K - 1) * N * H;  // [N, P], row stride H
+    bool first_chunk = true;
+    const auto chunk_gradients = [&](const Chunk& chunk) {
+      const int64_t r0 = chunk.row0, rows = chunk.rows;
+      const scalar_t beta = first_chunk ? scalar_t(0) : scalar_t(1);
+      first_chunk = false;
+      const scalar_t* dx = dgates_x.const_data_ptr<scalar_t>() + r0 * G * H;
+      const scalar_t* dh_rows = dgates_h.const_data_ptr<scalar_t>() + r0 * G * H;
+      // grad_x[rows] = dgates_x[rows] W_ih
+      Backend::gemm(false, false, rows, I, G * H, scalar_t(1), dx, G * H,
+                    w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
+                    grad_x.mutable_data_ptr<scalar_t>() + r0 * I, I);
+      // grad_w_ih (+)= dgates_x[rows]^T x[rows]; grad_w_hh (+)= dgates_h[rows]^T h_prev[rows]
+      Backend::gemm(true, false, G * H, I, rows, scalar_t(1), dx, G * H,
+                    x.const_data_ptr<scalar_t>() + r0 * I, I, beta,
+                    grad_w_ih.mutable_data_ptr<scalar_t>(), I);
+      Backend::gemm(true, false, G * H, P, rows, scalar_t(1), dh_rows, G * H, h_prev + r0 * H, H,
+                    beta, grad_w_hh.mutable_data_ptr<scalar_t>(), P);
+      grad_b_ih.add_(dgates_x.narrow(0, r0, rows).sum(0));
+      if (Cell::kDirectDh) grad_b_hh.add_(dgates_h.narrow(0, r0, rows).sum(0));
+    };
+    Chunk chunk{0, 0, 0, N};  // the chunk of steps whose pointwise passes are running
     int64_t gemm_rows = 0;  // the previous step's rows; none before the first pass
     bool_switch(relu, [&](auto kRelu) {
-      for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-        const Step& step = *it;
+      for (size_t t = 0; t < order.size(); ++t) {
+        const Step& step = order[t];
+        if (t == chunk.end) chunk = next_chunk(order, t, chunk.rows_left);
         const scalar_t* gemm_a = s.dgates_h;  // the previous step's dgates_h rows
         s.grad_out = grad_out.const_data_ptr<scalar_t>() + step.offset * P;
         s.ws = ws.const_data_ptr<scalar_t>() + step.offset * H;
@@ -279,6 +315,7 @@ struct Recurrence {
                                   s.dh, H, step.batch, pointwise);
         }
         gemm_rows = step.batch;
+        if (t + 1 == chunk.end) chunk_gradients(chunk);
       }
     });
     // the last step's GEMM, into grad_h0, with no pointwise pass after it
@@ -292,22 +329,14 @@ struct Recurrence {
                               s.dh, H, 0, NoPointwise{});
     }
 
-    const int64_t I = x.size(1);
-    at::Tensor grad_x = at::empty({N, I}, x.options());  // [N, I] = dgates_x W_ih
-    Backend::gemm(false, false, N, I, G * H, scalar_t(1), dgates_x.const_data_ptr<scalar_t>(),
-                  G * H, w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
-                  grad_x.mutable_data_ptr<scalar_t>(), I);
-    const at::Tensor h_prev = ws.select(0, K - 1).narrow(1, 0, P);  // [N, P]
-    at::Tensor grad_w_hr;                                           // [P, H]
+    if (N == 0) {  // no step ran: no chunk wrote them
+      grad_w_ih.zero_();
+      grad_w_hh.zero_();
+    }
+    at::Tensor grad_w_hr;  // [P, H]
     if constexpr (Cell::kProjected) grad_w_hr = at::mm(dh_total.t(), ws.select(0, K - 2));
-    return {grad_x,                                 // grad_x     [N, I]
-            dh,                                     // grad_h0    [B, P]
-            dc,                                     // grad_c0    [B, H]
-            at::mm(dgates_x.t(), x),                // grad_w_ih  [G*H, I]
-            at::mm(dgates_h.t(), h_prev),           // grad_w_hh  [G*H, P]
-            dgates_x.sum(0),                        // grad_b_ih  [G*H]
-            dgates_h.sum(0),                        // grad_b_hh  [G*H]
-            grad_w_hr};                             // grad_w_hr  [P, H]
+    return {grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_b_ih,
+            Cell::kDirectDh ? grad_b_hh : at::Tensor(), grad_w_hr};
   }
 };
 

@@ -18,7 +18,7 @@ struct GRUActivations {
 };
 
 template <typename acc_t>
-C10_HOST_DEVICE inline GRUActivations<acc_t> gru_forward(
+C10_HOST_DEVICE FASTRNN_INLINE GRUActivations<acc_t> gru_forward(
     acc_t x_r, acc_t x_z, acc_t x_n, acc_t h_r, acc_t h_z, acc_t h_n,
     acc_t h_prev) {
   GRUActivations<acc_t> a;
@@ -39,7 +39,7 @@ struct GRUGrads {
 
 // dh: gradient arriving at this step's h. h_n is the forward's W_hn h_prev + b_hn.
 template <typename acc_t>
-C10_HOST_DEVICE inline GRUGrads<acc_t> gru_backward(
+C10_HOST_DEVICE FASTRNN_INLINE GRUGrads<acc_t> gru_backward(
     acc_t dh, acc_t r, acc_t z, acc_t n, acc_t h_n, acc_t h_prev) {
   const acc_t dn = dh * (acc_t(1) - z);
   const acc_t dz = dh * (h_prev - n);

@@ -17,7 +17,7 @@ struct LSTMActivations {
 };
 
 template <typename acc_t>
-C10_HOST_DEVICE inline LSTMActivations<acc_t> lstm_forward(
+C10_HOST_DEVICE FASTRNN_INLINE LSTMActivations<acc_t> lstm_forward(
     acc_t pre_i, acc_t pre_f, acc_t pre_g, acc_t pre_o, acc_t c_prev) {
   LSTMActivations<acc_t> a;
   a.i = sigmoid(pre_i);
@@ -38,7 +38,7 @@ struct LSTMGrads {
 // dh, dc: gradients arriving at this step's h and c (from the output, the
 // final state and the next step). The activations are the forward's.
 template <typename acc_t>
-C10_HOST_DEVICE inline LSTMGrads<acc_t> lstm_backward(
+C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(
     acc_t dh, acc_t dc, acc_t i, acc_t f, acc_t g, acc_t o, acc_t c,
     acc_t c_prev) {
   const acc_t tanh_c = tanh(c);

@@ -8,13 +8,13 @@
 namespace fastrnn::cells {
 
 template <typename acc_t>
-C10_HOST_DEVICE inline acc_t rnn_forward(acc_t pre, bool relu_act) {
+C10_HOST_DEVICE FASTRNN_INLINE acc_t rnn_forward(acc_t pre, bool relu_act) {
   return relu_act ? relu(pre) : tanh(pre);
 }
 
 // Returns d loss / d pre, given dh = d loss / d h and the forward's output h.
 template <typename acc_t>
-C10_HOST_DEVICE inline acc_t rnn_backward(acc_t dh, acc_t h, bool relu_act) {
+C10_HOST_DEVICE FASTRNN_INLINE acc_t rnn_backward(acc_t dh, acc_t h, bool relu_act) {
   return dh * (relu_act ? relu_grad(h) : tanh_grad(h));
 }
 
