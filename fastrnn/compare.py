@@ -15,11 +15,14 @@ the backend: they run once, recorded as backend "torch".
 Outputs in --out: results.json (one row per run, keys ROW_KEYS), results.csv,
 curves.json (per-epoch losses, accuracy and time), run.json (options, data,
 machine), val_accuracy.png, train_time.png, loss_curves.png, and with
---sample, samples.txt. Ctrl-C stops after writing the finished runs' rows.
+--sample, samples.txt. The results are rewritten after every finished run, so
+a crash keeps the runs before it; Ctrl-C stops, keeps the finished runs, prints
+their table and exits with status 130.
 """
 
 import argparse
 import csv
+import io
 import json
 import os
 import platform
@@ -60,9 +63,12 @@ def run_one(cell, seq_len, backend, vocab, train_ids, val_ids, args, on_step=Non
     model = build_model(cell, backend, len(vocab), seq_len, embed_size=args.embed_size,
                         hidden_size=args.hidden_size, num_layers=args.num_layers,
                         seed=args.seed, dtype=dtype)
-    if cell in RECURRENT and backend == "fastrnn":
-        # no quiet fallback to torch.nn: the comparison would compare nothing
-        assert type(model.rnn) is RECURRENT[cell][1], type(model.rnn)
+    if cell in RECURRENT and backend == "fastrnn" and type(model.rnn) is not RECURRENT[cell][1]:
+        # no quiet fallback to torch.nn: the comparison would compare nothing.
+        # Not an assert: python -O would drop it.
+        raise RuntimeError(f"backend fastrnn built {type(model.rnn).__module__}."
+                           f"{type(model.rnn).__qualname__} for {cell}, not fastrnn's "
+                           f"{RECURRENT[cell][1].__qualname__}")
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          clip=args.clip, stride=args.stride,
                          steps_per_epoch=args.steps_per_epoch, seed=args.seed)
@@ -218,18 +224,32 @@ def _loadavg():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
+def _write_atomic(path, text):
+    """Into PATH.part first, then renamed: a Ctrl-C or a crash mid-write
+    leaves the previous complete file, never a truncated one."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_outputs(out, rows, curves, run_info, samples):
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=ROW_KEYS)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "curves.json").write_text(json.dumps(curves, indent=1) + "\n")
-    (out / "run.json").write_text(json.dumps(run_info, indent=1) + "\n")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=ROW_KEYS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
+    _write_atomic(out / "results.csv", table.getvalue())
+    _write_atomic(out / "curves.json", json.dumps(curves, indent=1) + "\n")
+    _write_atomic(out / "run.json", json.dumps(run_info, indent=1) + "\n")
     if samples:
-        (out / "samples.txt").write_text(
-            "".join(f"=== {c} seq_len={t} {b}\n{s}\n\n" for (c, t, b), s in samples.items()))
+        _write_atomic(out / "samples.txt", "".join(
+            f"=== {c} seq_len={t} {b}\n{s}\n\n" for (c, t, b), s in samples.items()))
 
 
 def main(argv=None):
@@ -260,49 +280,59 @@ def main(argv=None):
           f"lr {args.lr:g}, seed {args.seed}, {args.dtype}, {torch.get_num_threads()} threads",
           flush=True)
 
-    tqdm = _progress(not args.no_progress)
-    bar = tqdm(total=len(runs), unit="run", file=sys.stderr, dynamic_ncols=True) if tqdm else None
+    out = Path(args.out)
     rows, curves, samples, interrupted = [], [], {}, False
-    for cell, seq_len, backend in runs:
-        if bar is not None:
-            bar.set_description(f"{cell} T={seq_len} {backend}")
-        epochs = tqdm(total=args.epochs, unit="epoch", leave=False, file=sys.stderr,
-                      dynamic_ncols=True) if tqdm else None
 
-        def on_step(epoch, step, steps, loss, epochs=epochs):
-            if epochs is not None and step == steps - 1:
-                epochs.set_postfix(loss=f"{loss:.3f}")
-                epochs.update(1)
-        try:
+    def save():  # after every run: a crash or Ctrl-C later keeps the finished ones
+        run_info = {"options": vars(args), "corpus": name, "characters": len(text),
+                    "train_characters": len(train_text), "val_characters": len(val_text),
+                    "vocabulary": len(vocab), "torch": torch.__version__,
+                    "fastrnn": fastrnn.__version__, "threads": torch.get_num_threads(),
+                    "machine": platform.machine(), "cpus": os.cpu_count(),
+                    "runs_planned": len(runs), "runs_finished": len(rows),
+                    "interrupted": interrupted, "wall_s": time.perf_counter() - started,
+                    # other work on a shared machine slows every run: say how busy it was
+                    "loadavg_start": load_start, "loadavg_end": _loadavg()}
+        write_outputs(out, rows, curves, run_info, samples)
+
+    tqdm = _progress(not args.no_progress)
+    bar = epochs = None
+    # Ctrl-C anywhere in the loop, the progress bars and the writes included,
+    # stops it; the finished rows are on disk already and reported below
+    try:
+        if tqdm:
+            bar = tqdm(total=len(runs), unit="run", file=sys.stderr, dynamic_ncols=True)
+        for cell, seq_len, backend in runs:
+            if bar is not None:
+                bar.set_description(f"{cell} T={seq_len} {backend}")
+            epochs = tqdm(total=args.epochs, unit="epoch", leave=False, file=sys.stderr,
+                          dynamic_ncols=True) if tqdm else None
+
+            def on_step(epoch, step, steps, loss, epochs=epochs):
+                if epochs is not None and step == steps - 1:
+                    epochs.set_postfix(loss=f"{loss:.3f}")
+                    epochs.update(1)
             row, curve, model = run_one(cell, seq_len, backend, vocab, train_ids, val_ids,
                                         args, on_step)
             rows.append(row)
             curves.append(curve)
+            save()
             if args.sample:
                 samples[(cell, seq_len, backend)] = sample(
                     model, vocab, prompt, args.sample, seq_len, args.temperature, args.seed)
-        except KeyboardInterrupt:  # keep what is finished, write it, stop
-            interrupted = True
-            break
-        finally:
+                save()
             if epochs is not None:
                 epochs.close()
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        save()   # run.json says so
+    finally:
+        for b in (epochs, bar):   # closing twice is harmless
+            if b is not None:
+                b.close()
 
-    out = Path(args.out)
-    run_info = {"options": vars(args), "corpus": name, "characters": len(text),
-                "train_characters": len(train_text), "val_characters": len(val_text),
-                "vocabulary": len(vocab), "torch": torch.__version__,
-                "fastrnn": fastrnn.__version__, "threads": torch.get_num_threads(),
-                "machine": platform.machine(), "cpus": os.cpu_count(),
-                "runs_planned": len(runs), "runs_finished": len(rows),
-                "interrupted": interrupted, "wall_s": time.perf_counter() - started,
-                # other work on a shared machine slows every run: say how busy it was
-                "loadavg_start": load_start, "loadavg_end": _loadavg()}
-    write_outputs(out, rows, curves, run_info, samples)
     print()
     print(format_table(rows) if rows else "no run finished")
     worst = agreement(rows)
@@ -320,10 +350,14 @@ def main(argv=None):
                 print(f"wrote {path}")
         except ImportError:
             print("matplotlib is not installed: no plots (pip install matplotlib)")
+        except KeyboardInterrupt:  # the results are on disk; only some plots are missing
+            print("plotting interrupted", file=sys.stderr)
+            interrupted = True
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}; {len(rows)} of {len(runs)} "
           f"runs in {time.perf_counter() - started:.1f} s")
     if interrupted:
-        print(f"interrupted: kept the {len(rows)} finished run(s)", file=sys.stderr)
+        print(f"interrupted: kept the {len(rows)} finished run(s) of {len(runs)} in {out}",
+              file=sys.stderr)
         return 130
     return 0
 

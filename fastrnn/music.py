@@ -13,12 +13,14 @@ Boulanger-Lewandowski et al. (2012) and Chung et al. (2014). The cells are
 sized to about the same number of parameters (--params; Chung et al. used
 about 20,000 on this task).
 
-Data: the four-part chorales that music21 (pip install music21, or
-pip install 'fastrnn[music]') carries in its corpus, parsed once and cached
-as piano rolls in CACHE/bach_chorales_q<quantum>[_n<N>].npz (see
-fastrnn.corpora.cache_dir). Split by chorale, fixed whatever the seed:
-index % 10 == 8 validation, == 9 test, the rest training. The test NLL is
-that of the epoch with the best validation NLL.
+Data: the four-part chorales that music21 (pip install music21, or from a
+fastrnn checkout pip install --no-build-isolation '.[music]') carries in its
+corpus, parsed once and cached as piano rolls in
+CACHE/bach_chorales_q<quantum>[_n<N>].npz (see fastrnn.corpora.cache_dir).
+Split by chorale, fixed whatever the seed: index % 10 == 8 validation, == 9
+test, the rest training. The train, valid and test NLL reported are all of the
+model after the epoch with the best validation NLL (train NLL measured then,
+like the others, not averaged over that epoch's batches while it learnt).
 """
 
 import argparse
@@ -43,8 +45,12 @@ __all__ = ["KEYS", "Music21Missing", "roll_of", "load_rolls", "split", "params_o
 
 KEYS = 88
 LOWEST_MIDI = 21   # A0, the piano's lowest key
+# fastrnn is not on PyPI, and setup.py refuses an isolated build (it would
+# compile against a second torch): hence no 'fastrnn[music]'
 HOW_TO_GET = ("python -m fastrnn.music needs music21 for its corpus of Bach chorales:\n"
-              "    pip install music21          (or: pip install 'fastrnn[music]')")
+              "    pip install music21\n"
+              "or, from a fastrnn checkout:\n"
+              "    pip install --no-build-isolation '.[music]'")
 
 
 class Music21Missing(RuntimeError):
@@ -198,11 +204,14 @@ def train_cell(cell, train, valid, test, hidden_size, epochs=50, batch_size=16, 
             best = (valid_nll, copy.deepcopy(model.state_dict()), epoch)
         if on_epoch is not None:
             on_epoch(epoch, total / steps, valid_nll)
+    # every NLL of the row from the model of the best epoch: the gap between
+    # train and valid is then that model's overfitting
     model.load_state_dict(best[1])
     return {"cell": cell, "backend": backend, "hidden_size": hidden_size,
             "params": sum(p.numel() for p in model.parameters()),
-            "train_nll": total / steps, "valid_nll": best[0], "best_epoch": best[2] + 1,
-            "test_nll": nll_per_step(model, test), "train_time_s": train_time}
+            "train_nll": nll_per_step(model, train), "valid_nll": best[0],
+            "best_epoch": best[2] + 1, "test_nll": nll_per_step(model, test),
+            "train_time_s": train_time}
 
 
 def format_table(rows, baseline):
@@ -280,7 +289,8 @@ def main(argv=None):
     (out / "results.json").write_text(json.dumps(
         {"options": vars(args), "chorales": len(rolls), "frequency_baseline_nll": baseline,
          "rows": rows}, indent=1) + "\n")
-    print(f"\nNLL: nats per time step, summed over the 88 keys; wrote {out / 'results.json'} "
+    print(f"\nNLL: nats per time step, summed over the 88 keys; train, valid and test NLL of "
+          f"the model after its best epoch (best valid NLL)\nwrote {out / 'results.json'} "
           f"({time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -3,8 +3,11 @@ what they stand on: corpora, models and their FLOP formulas, the training
 loop. Every command runs end to end on tiny settings, in seconds."""
 
 import csv
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 import urllib.error
 from pathlib import Path
@@ -209,6 +212,109 @@ def test_compare_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
     assert json.loads((out / "run.json").read_text())["interrupted"] is True
 
 
+class _CtrlCBar:
+    """Stands in for tqdm: Ctrl-C as the bar names the second run, between
+    two trainings."""
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def set_description(self, text):
+        if "T=8" in text:
+            raise KeyboardInterrupt
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("where", ["training", "progress bar", "crash"])
+def test_compare_writes_each_run_as_it_finishes(tmp_path, monkeypatch, capsys, where):
+    """The first run's row is on disk, complete JSON and CSV, whether Ctrl-C
+    or a crash stops the second run, in training or outside it."""
+    real, calls = compare.train, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2 and where == "training":
+            raise KeyboardInterrupt
+        if len(calls) == 2 and where == "crash":
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(compare, "train", second_fails)
+    if where == "progress bar":
+        monkeypatch.setattr(compare, "_progress", lambda enabled: _CtrlCBar)
+    out = tmp_path / "out"
+    argv = ["--cells", "gru", "--seq-lens", "5,8", "--epochs", "1", "--steps-per-epoch", "1",
+            "--out", str(out), "--no-plot"] + TINY
+    if where == "crash":
+        with pytest.raises(RuntimeError, match="boom"):
+            compare.main(argv)
+    else:
+        try:
+            rc = compare.main(argv)
+        except KeyboardInterrupt:       # let through, it would stop pytest itself
+            pytest.fail("Ctrl-C escaped fastrnn.compare.main")
+        assert rc == 130
+        printed = capsys.readouterr()
+        assert "val loss" in printed.out and "gru" in printed.out    # the finished runs' table
+        assert "interrupted: kept the 1 finished run(s) of 2" in printed.err
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["cell"], r["seq_len"]) for r in rows] == [("gru", 5)]
+    with open(out / "results.csv") as f:
+        assert [(r["cell"], r["seq_len"]) for r in csv.DictReader(f)] == [("gru", "5")]
+    assert len(json.loads((out / "curves.json").read_text())) == 1
+    assert json.loads((out / "run.json").read_text())["runs_finished"] == 1
+    assert not list(out.glob("*.part"))
+
+
+def test_fastrnn_backend_never_trains_torch_nn(monkeypatch):
+    """A real check, not an assert, which python -O would drop."""
+    real = compare.build_model
+    monkeypatch.setattr(compare, "build_model",
+                        lambda cell, backend, *a, **k: real(cell, "torch", *a, **k))
+    vocab, train_ids, val_ids = _zen_data()
+    args = compare.parse_args(["--epochs", "1"] + TINY)
+    with pytest.raises(RuntimeError, match=r"torch\.nn\.modules\.rnn\.LSTM .*not fastrnn"):
+        compare.run_one("lstm", 6, "fastrnn", vocab, train_ids, val_ids, args)
+
+
+def test_compare_as_a_command_with_its_progress_bar(tmp_path):
+    """python -m fastrnn.compare in a process of its own (from this checkout),
+    the progress bar on, as people run it."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "fastrnn.compare", "--cells", "gru", "--seq-lens", "6",
+         "--epochs", "2", "--steps-per-epoch", "2", "--hidden-size", "16", "--embed-size", "8",
+         "--threads", "1", "--no-plot", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert [(r["cell"], r["backend"]) for r in json.loads((out / "results.json").read_text())] \
+        == [("gru", "fastrnn")]
+    if importlib.util.find_spec("tqdm"):
+        assert "1/1" in done.stderr                       # the bar of runs reached its end
+
+
+def test_compare_console_script(tmp_path):
+    """The fastrnn-compare that pip installed next to this python."""
+    script = shutil.which("fastrnn-compare", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("no fastrnn-compare next to this python: fastrnn is not installed "
+                    "(pip install --no-build-isolation .)")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [script, "--cells", "rnn", "--seq-lens", "5", "--epochs", "1", "--steps-per-epoch", "1",
+         "--threads", "1", "--no-plot", "--out", str(out)] + TINY,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "speed-up" in done.stdout
+    assert [r["cell"] for r in json.loads((out / "results.json").read_text())] == ["rnn"]
+
+
 @pytest.mark.skipif(not SHARED_TINYSHAKESPEARE.is_file(), reason="no ../shared/data here")
 def test_compare_on_tinyshakespeare(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTRNN_DATA", str(SHARED_TINYSHAKESPEARE.parent))
@@ -308,11 +414,22 @@ def test_music_pipeline_on_synthetic_rolls():
     assert row["params"] == music.params_of("lstm", 32)
 
 
+def test_music_row_is_from_the_best_epoch():
+    """train, valid and test NLL all of the best epoch's model: validated on
+    the training rolls, its train and valid NLL are the same number."""
+    train, _, test = music.split(_synthetic_rolls(20))
+    row = music.train_cell("gru", train, train, test, hidden_size=8, epochs=3, batch_size=8)
+    assert row["train_nll"] == pytest.approx(row["valid_nll"], rel=1e-6)
+
+
 def test_music_without_music21_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "music21", None)      # import music21 -> ImportError
     rc = music.main(["--cache", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2
-    assert "pip install music21" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pip install music21" in err
+    assert "pip install --no-build-isolation '.[music]'" in err     # fastrnn is not on PyPI
+    assert "fastrnn[music]" not in err
 
 
 def _has_music21():
