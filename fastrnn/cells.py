@@ -19,8 +19,13 @@ class _FastCellBase(nn.RNNCellBase):
 
     def _step(self, input, states, relu=False):
         """input [B, I], states ([B, H],) or ([B, H], [B, H]); returns h, c."""
+        # RuntimeError, as torch.nn's kernels raise (ops.layer would raise a
+        # TypeError for integer input)
+        if input.dtype != self.weight_ih.dtype:
+            raise RuntimeError(f"input dtype ({input.dtype}) does not match weight dtype "
+                               f"({self.weight_ih.dtype})")
         for i, s in enumerate(states):
-            if s.dtype != input.dtype:  # RuntimeError, as torch.nn's kernels raise
+            if s.dtype != input.dtype:
                 raise RuntimeError(f"hx[{i}] dtype ({s.dtype}) does not match input dtype "
                                    f"({input.dtype})")
         output, h, c = ops.layer(self._cell, input.unsqueeze(0), states[0],

@@ -11,12 +11,15 @@ import torch
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
 
-__all__ = ["GATES", "SAVED", "layer"]
+__all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
 
 # gates per cell, and workspace planes the forward saves for backward (an LSTM
 # with projection saves one more: o * tanh(c), the projection's input)
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 SAVED = {"rnn": 2, "lstm": 7, "gru": 5}
+# the kernels are float32 and float64; these run the float32 ones
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 
 
 def _rows(input):
@@ -163,9 +166,24 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     [B, H] (cx only for "lstm"); w_hr: [P, H], the projection of an "lstm"
     with proj_size P (without it P = H). Returns (output, h_n, c_n), c_n None
     unless "lstm".
+
+    float16 and bfloat16 run the float32 kernels: arguments are converted on
+    entry and the results back, so they are at least as accurate as torch.nn's.
     """
-    if input.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"fastrnn supports float32 and float64 input, got {input.dtype}")
+    if input.dtype in LOW_PRECISION:
+        tensors = dict(hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+        for name, t in tensors.items():
+            # the conversion would hide a mismatch that the kernels (and torch.nn) refuse
+            if t is not None and t.dtype != input.dtype:
+                raise RuntimeError(
+                    f"fastrnn: {name}: expected dtype {input.dtype} (the input's), got {t.dtype}")
+        as_float = {name: None if t is None else t.float() for name, t in tensors.items()}
+        results = layer(cell, input.float(), batch_sizes=batch_sizes, reverse=reverse, relu=relu,
+                        **as_float)
+        return tuple(None if r is None else r.to(input.dtype) for r in results)
+    if input.dtype not in DTYPES:
+        raise TypeError(f"fastrnn: input: expected dtype float32, float64, float16 or bfloat16, "
+                        f"got {input.dtype}")
     if w_hr is not None and cell != "lstm":
         raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)

@@ -164,16 +164,19 @@ def forward_backward(module, x, hx, upstream, run=None):
 LENGTHS = {3: [7, 2, 7], 4: [3, 9, 1, 9], 5: [5, 5, 1, 3, 2], 2: [1, 1]}
 
 
-def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream):
-    """forward_backward for a PackedSequence made from the padded x [T, B, I]:
-    the upstream gradient of the output applies to the re-padded output."""
+def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream, batch_first=False):
+    """forward_backward for a PackedSequence made from the padded x [T, B, I]
+    (or [B, T, I] with batch_first): the upstream gradient of the output
+    applies to the re-padded output, laid out as x."""
 
     def run(module, x, hx):
-        packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+        packed = pack_padded_sequence(x, lengths, batch_first=batch_first,
+                                      enforce_sorted=enforce_sorted)
         output, final = module(packed, hx)
         assert isinstance(output, PackedSequence)
         assert torch.equal(output.batch_sizes, packed.batch_sizes)
-        padded, out_lengths = pad_packed_sequence(output, total_length=x.shape[0])
+        padded, out_lengths = pad_packed_sequence(output, batch_first=batch_first,
+                                                  total_length=x.shape[1 if batch_first else 0])
         assert torch.equal(out_lengths, torch.as_tensor(lengths))
         return padded, final
 
@@ -199,21 +202,31 @@ def compare(ours, ref, atol, rtol):
     assert not bad, "disagreement:\n  " + "\n  ".join(bad)
 
 
-def float32_excess(ours, theirs, truth):
-    """The project's float32 rule, tensor by tensor: ours' error against the
-    float64 truth is at most twice the other implementation's (torch.nn or the
-    reference) plus a floor. Returns the violations as readable lines."""
+# floor of the accuracy rule, times max|truth|, per dtype: the other error can
+# be accidentally (near) zero for a tensor (a single step, a zero gradient, a
+# lucky rounding), and twice zero would demand bit-exactness. float32: 1e-6,
+# about 8 ulps (eps = 1.19e-7), rounding noise far below any real error.
+# float16 and bfloat16 run in float32 and are rounded once at the end (half an
+# eps); the floor is one eps, twice that rounding.
+EXCESS_FLOOR = {torch.float32: 1e-6, torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}
+
+
+def precision_excess(ours, theirs, truth, dtype):
+    """The project's accuracy rule for `dtype`, tensor by tensor: ours' error
+    against the float64 truth is at most twice the other implementation's
+    (torch.nn or the reference) plus a floor. Returns the violations as
+    readable lines."""
     bad = []
     for k, t in truth.items():
-        assert ours[k].dtype == torch.float32 and ours[k].shape == t.shape, k
+        assert ours[k].dtype == dtype and ours[k].shape == t.shape, k
         e_theirs = max_abs(theirs[k].double() - t)
         e_ours = max_abs(ours[k].double() - t)
-        # floor: the other error can be accidentally (near) zero for a tensor
-        # (a single step, a zero gradient, a lucky rounding), and twice zero
-        # would demand bit-exactness. 1e-6 * max|truth| is about 8 float32
-        # ulps (eps = 1.19e-7) of the tensor's largest element: rounding noise,
-        # far below any real error.
-        floor = 1e-6 * max_abs(t)
+        floor = EXCESS_FLOOR[dtype] * max_abs(t)
         if not e_ours <= 2 * e_theirs + floor:
             bad.append(f"{k}: e_ours {e_ours:.3e} > 2 * e_theirs {e_theirs:.3e} + floor {floor:.3e}")
     return bad
+
+
+def float32_excess(ours, theirs, truth):
+    """precision_excess for float32."""
+    return precision_excess(ours, theirs, truth, torch.float32)

@@ -45,6 +45,42 @@ def test_packed_matches_torch(cell, T, B, I, H, L, bias, given, bidirectional, e
     compare(got, theirs, atol=1e-10, rtol=1e-10)
 
 
+def random_lengths(seed, batch, max_len, equal):
+    """Lengths in 1..max_len drawn with a seeded generator: all equal, or
+    unsorted with at least one sequence of length 1."""
+    generator = torch.Generator().manual_seed(seed)
+    if equal:
+        return [int(torch.randint(1, max_len + 1, (), generator=generator))] * batch
+    lengths = torch.randint(1, max_len + 1, (batch,), generator=generator)
+    lengths[torch.randint(batch, (), generator=generator)] = 1
+    return lengths.tolist()
+
+
+# (seed, batch, equal lengths, batch_first module fed a batch_first PackedSequence)
+RANDOM_LENGTHS = [
+    pytest.param(0, 6, False, False, id="random-B6"),
+    pytest.param(1, 3, False, True, id="random-B3-bf"),
+    pytest.param(2, 4, True, False, id="equal-B4"),
+    pytest.param(3, 5, True, True, id="equal-B5-bf"),
+]
+
+
+@pytest.mark.parametrize("seed,B,equal,batch_first", RANDOM_LENGTHS)
+@pytest.mark.parametrize("L", [1, 2, 3], ids=["L1", "L2", "L3"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", CELL_IDS)
+def test_packed_random_lengths_match_torch(cell, bidirectional, L, seed, B, equal, batch_first):
+    T = 8
+    lengths = random_lengths(seed, B, T, equal)
+    assert equal == (len(set(lengths)) == 1) and (equal or 1 in lengths)
+    ref, ours = make_pair(cell, 3, 5, num_layers=L, bidirectional=bidirectional,
+                          batch_first=batch_first)
+    x, hx, upstream = make_inputs(ref, T, B, torch.float64)
+    theirs = packed_forward_backward(ref, x, lengths, False, hx, upstream, batch_first)
+    got = packed_forward_backward(ours, x, lengths, False, hx, upstream, batch_first)
+    compare(got, theirs, atol=1e-10, rtol=1e-10)
+
+
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_packed_bidirectional_float32_within_twice_torch(cell):
     ref32, ours32 = make_pair(cell, 5, 33, dtype=torch.float32, num_layers=2, bidirectional=True)

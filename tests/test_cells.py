@@ -1,6 +1,9 @@
 """fastrnn's cells against torch.nn's: output, state and every gradient, float64
 to 1e-10 and float32 by the project's rule; and that they run fastrnn's op."""
 
+import copy
+import io
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -117,11 +120,56 @@ def test_cell_wrong_feature_size_is_a_clear_error(cell):
         ours(torch.randn(3, I + 1, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float32, torch.float16])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_input_dtype_not_weight_dtype_like_torch(cell, dtype):
+    ref, ours = cell_pair(cell)  # float64
+    x = torch.ones(3, I, dtype=dtype)
+    with pytest.raises(RuntimeError, match="must have the same dtype"):
+        ref(x)
+    with pytest.raises(RuntimeError, match=rf"input dtype \({dtype}\) does not match weight dtype"):
+        ours(x)
+
+
 def test_cells_are_torch_cell_bases_with_torch_repr():
     for cell in CELLS:
         ref, ours = cell_pair(cell)
         assert isinstance(ours, torch.nn.RNNCellBase)
         assert repr(ours) == repr(ref)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_deepcopy_save_load_and_double(cell):
+    _, ours = cell_pair(cell, dtype=torch.float32)
+    x, hx, _ = inputs(cell, 3, True, torch.float32)
+    arg = lambda states: states if cell == "lstm" else states[0]
+    expected = ours(x, arg(hx))
+    torch.testing.assert_close(copy.deepcopy(ours)(x, arg(hx)), expected, atol=0, rtol=0)
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert type(loaded) is type(ours) and repr(loaded) == repr(ours)
+    torch.testing.assert_close(loaded(x, arg(hx)), expected, atol=0, rtol=0)
+    assert ours.double() is ours and ours.weight_hh.dtype == torch.float64
+    got = ours(x.double(), arg(tuple(s.double() for s in hx)))
+    assert all(g.dtype == torch.float64 for g in (got if cell == "lstm" else (got,)))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5, check_dtype=False)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_state_dict_both_ways(cell):
+    """A torch.nn cell's state_dict loads into fastrnn's and back (strict),
+    giving the same outputs."""
+    torch_cls, fast_cls, extra, _ = CELLS[cell]
+    x, hx, upstream = inputs(cell, 4, True, torch.float64)
+    for source_cls, target_cls in ((torch_cls, fast_cls), (fast_cls, torch_cls)):
+        source = source_cls(I, H, **extra).double()
+        target = target_cls(I, H, **extra).double()
+        target.load_state_dict(source.state_dict())
+        assert target.state_dict().keys() == source.state_dict().keys()
+        compare(step_and_grads(target, x, hx, upstream), step_and_grads(source, x, hx, upstream),
+                atol=1e-10, rtol=1e-10)
 
 
 # --- the ops as the cells call them ------------------------------------------------------

@@ -1,13 +1,15 @@
 """fastrnn.convert on a model mixing all six torch.nn recurrent module kinds
-(its LSTM with proj_size), and the module behaviours users rely on (copy,
-save/load, dtype moves)."""
+(its LSTM with proj_size), what it leaves alone (with a warning), hooks carried
+over, and the module behaviours users rely on (copy, save/load, dtype moves)."""
 
 import copy
 import io
+import warnings
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations
 
 import fastrnn
 
@@ -75,13 +77,30 @@ def test_convert_root_module_and_unsupported_left_with_warning():
     converted = fastrnn.convert(lstm)
     assert type(converted) is fastrnn.LSTM and converted.weight_hr_l0 is lstm.weight_hr_l0
     assert converted.proj_size == 2
-    model = nn.Sequential(nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2).half(), nn.LSTMCell(2, 2).half())
+    model = nn.Sequential(nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2, device="meta"),
+                          nn.LSTMCell(2, 2, device="meta"))
     with pytest.warns(UserWarning) as record:
         fastrnn.convert(model)
     assert type(model[0]) is fastrnn.LSTM
     assert type(model[1]) is nn.GRU and type(model[2]) is nn.LSTMCell
     assert len(record) == 2
-    assert all("float16" in str(w.message) for w in record)
+    assert all("on meta; fastrnn runs on the CPU" in str(w.message) for w in record)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_convert_low_precision_modules(dtype):
+    model = Mixed().to(dtype)
+    x = torch.randn(7, 3, 4, dtype=dtype)
+    expected = model(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastrnn.convert(model)
+    assert not [m for m in model.modules() if type(m) in KINDS]
+    got = model(x)
+    assert got.dtype == dtype
+    # fastrnn computes in float32, torch.nn partly in dtype: a few of its ulps apart
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(got, expected, atol=4 * eps, rtol=4 * eps)
 
 
 def test_convert_keeps_train_eval_mode():
@@ -108,3 +127,76 @@ def test_deepcopy_save_load_and_dtype_moves(cls):
     assert module.to(torch.float64) is module and module.weight_hh_l1.dtype == torch.float64
     module.flatten_parameters()  # accepted, as on torch.nn's CPU modules
     assert isinstance(module, nn.RNNBase)
+
+
+class OwnForward(nn.LSTM):
+    """A user's subclass: fastrnn's LSTM would not run this forward."""
+
+    def forward(self, input, hx=None):
+        output, state = super().forward(input, hx)
+        return 2 * output, state
+
+
+PARAMETRIZED = "its weights are computed by parametrizations"
+
+
+@pytest.mark.parametrize("make,why", [
+    pytest.param(lambda: OwnForward(3, 4),
+                 "its class OwnForward subclasses torch.nn.LSTM and may have its own forward",
+                 id="subclass"),
+    pytest.param(lambda: parametrizations.weight_norm(nn.GRU(3, 4), "weight_hh_l0"),
+                 PARAMETRIZED, id="weight_norm"),
+    pytest.param(lambda: parametrizations.spectral_norm(nn.RNNCell(3, 4), "weight_hh"),
+                 PARAMETRIZED, id="spectral_norm"),
+    pytest.param(lambda: parametrizations.orthogonal(nn.LSTMCell(3, 4), "weight_hh"),
+                 PARAMETRIZED, id="orthogonal"),
+])
+def test_subclasses_and_parametrized_modules_left_with_a_warning(make, why):
+    module = make()
+    model = nn.Sequential(module, nn.GRU(3, 4))
+    with pytest.warns(UserWarning, match=why) as record:
+        fastrnn.convert(model)
+    assert len(record) == 1
+    assert model[0] is module and type(model[1]) is fastrnn.GRU
+
+
+def test_deprecated_weight_norm_left_with_a_warning():
+    """torch.nn.utils.weight_norm keeps the class but replaces the weight
+    Parameter by a tensor that a forward pre-hook computes."""
+    with pytest.warns(FutureWarning):
+        module = torch.nn.utils.weight_norm(nn.LSTM(3, 4), "weight_hh_l0")
+    with pytest.warns(UserWarning, match="its weight_hh_l0 is computed, not a parameter"):
+        assert fastrnn.convert(module) is module
+
+
+def test_hooks_carry_over():
+    lstm = nn.LSTM(3, 4)
+    calls = []
+    record = lambda what: lambda module, *args: calls.append((what, type(module)))
+    handle = lstm.register_forward_hook(record("forward"))
+    lstm.register_forward_pre_hook(record("forward_pre"))
+    lstm.register_full_backward_hook(record("backward"))
+    lstm.register_state_dict_post_hook(record("state_dict"))
+    lstm.register_load_state_dict_pre_hook(record("load_state_dict_pre"))
+    lstm.register_load_state_dict_post_hook(record("load_state_dict_post"))
+    converted = fastrnn.convert(lstm)
+    del lstm  # the load_state_dict pre-hook held it weakly
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    converted(x)[0].sum().backward()
+    converted.load_state_dict(converted.state_dict())
+    assert calls == [(what, fastrnn.LSTM) for what in (
+        "forward_pre", "forward", "backward", "state_dict", "load_state_dict_pre",
+        "load_state_dict_post")]
+    handle.remove()  # the handles still work on the replacement
+    calls.clear()
+    converted(x)
+    assert calls == [("forward_pre", fastrnn.LSTM)]
+
+
+def test_convert_twice_changes_nothing():
+    model = fastrnn.convert(Mixed())
+    types = [type(m) for m in model.modules()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastrnn.convert(model)
+    assert [type(m) for m in model.modules()] == types

@@ -1,0 +1,146 @@
+"""float16 and bfloat16: fastrnn runs its float32 kernels on them (arguments
+converted on entry, results back), so outputs, final states and every gradient
+are in the input's dtype and at least as accurate as torch.nn's own run in
+that dtype: the project's rule, against torch.nn in float64 on the same
+rounded weights and inputs. Mixed dtypes are refused as torch.nn refuses them."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from conftest import (LENGTHS, cast_inputs, cast_module, forward_backward, make_inputs, make_pair,
+                      packed_forward_backward, precision_excess)
+from test_cells import CELLS as CELL_KINDS, cell_pair, inputs as cell_inputs, step_and_grads
+from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
+
+DTYPES = pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16],
+                                 ids=["float16", "bfloat16"])
+LAYER_CASES = pytest.mark.parametrize(
+    "cell,kwargs",
+    [("rnn_tanh", {}), ("rnn_relu", {}), ("lstm", {}), ("lstm", {"proj_size": 3}), ("gru", {})],
+    ids=["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"])
+OP = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
+T, B = 9, 4
+
+
+def _layer_pair(cell, kwargs, dtype):
+    return make_pair(cell, 5, 7, dtype=dtype, num_layers=2, bidirectional=True, **kwargs)
+
+
+def _layer_run(module, x, hx, upstream, packed):
+    if packed:
+        return packed_forward_backward(module, x, LENGTHS[B], False, hx, upstream)
+    return forward_backward(module, x, hx, upstream)
+
+
+def _assert_within_twice_torch(ours, theirs, truth, dtype):
+    bad = precision_excess(ours, theirs, truth, dtype)
+    assert not bad, f"fastrnn {dtype} less accurate than torch.nn:\n  " + "\n  ".join(bad)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@DTYPES
+@LAYER_CASES
+def test_layers_within_twice_torch(cell, kwargs, dtype, packed):
+    ref, ours = _layer_pair(cell, kwargs, dtype)
+    x, hx, upstream = make_inputs(ref, T, B, dtype)
+    truth = _layer_run(cast_module(ref, torch.float64),
+                       *cast_inputs(x, hx, upstream, torch.float64), packed)
+    _assert_within_twice_torch(_layer_run(ours, x, hx, upstream, packed),
+                               _layer_run(ref, x, hx, upstream, packed), truth, dtype)
+
+
+@DTYPES
+@pytest.mark.parametrize("cell", list(CELL_KINDS))
+def test_cells_within_twice_torch(cell, dtype):
+    ref, ours = cell_pair(cell, dtype=dtype)
+    x, hx, upstream = cell_inputs(cell, 17, True, dtype)
+    as64 = lambda t: tuple(s.double() for s in t)
+    truth = step_and_grads(cast_module(ref, torch.float64), x.double(), as64(hx), as64(upstream))
+    _assert_within_twice_torch(step_and_grads(ours, x, hx, upstream),
+                               step_and_grads(ref, x, hx, upstream), truth, dtype)
+
+
+class _Record(TorchDispatchMode):
+    """The ops called, and the dtypes of fastrnn's ops' tensor arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+        self.fastrnn_dtypes = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func._schema.name
+        self.names.append(name)
+        if name.startswith("fastrnn::"):
+            self.fastrnn_dtypes.update(a.dtype for a in args
+                                       if isinstance(a, torch.Tensor) and a.is_floating_point())
+        return func(*args, **(kwargs or {}))
+
+
+def _assert_ran_the_float32_ops(record, op, calls):
+    assert record.names.count(f"fastrnn::{op}_forward") == calls
+    assert record.names.count(f"fastrnn::{op}_backward") == calls
+    assert record.fastrnn_dtypes == {torch.float32}
+    assert not [n for n in record.names if TORCH_RNN_OP.match(n) or RECURRENCE_MATH.match(n)]
+
+
+@DTYPES
+@LAYER_CASES
+def test_layers_keep_the_dtype_and_run_the_float32_ops(cell, kwargs, dtype):
+    _, ours = _layer_pair(cell, kwargs, dtype)
+    x, hx, upstream = make_inputs(ours, T, B, dtype)
+    with _Record() as record:
+        results = forward_backward(ours, x, hx, upstream)
+    assert {k: v.dtype for k, v in results.items()} == dict.fromkeys(results, dtype)
+    _assert_ran_the_float32_ops(record, OP[cell], calls=4)  # 2 layers, 2 directions
+
+
+@DTYPES
+@pytest.mark.parametrize("cell", list(CELL_KINDS))
+def test_cells_keep_the_dtype_and_run_the_float32_ops(cell, dtype):
+    _, ours = cell_pair(cell, dtype=dtype)
+    with _Record() as record:
+        results = step_and_grads(ours, *cell_inputs(cell, 3, True, dtype))
+    assert {k: v.dtype for k, v in results.items()} == dict.fromkeys(results, dtype)
+    _assert_ran_the_float32_ops(record, OP[cell], calls=1)
+
+
+def _raises_like_torch(ref, ours, call, match):
+    """call(module) raises for both, the same type of exception; fastrnn's
+    message matches `match`."""
+    with pytest.raises(Exception) as theirs:
+        call(ref)
+    with pytest.raises(type(theirs.value), match=match):
+        call(ours)
+
+
+def _with_float32_bias(pair, name):
+    for module in pair:
+        getattr(module, name).data = getattr(module, name).data.float()
+    return pair
+
+
+@DTYPES
+@pytest.mark.parametrize("cell", list(OP))
+def test_layers_mixed_dtypes_refused_like_torch(cell, dtype):
+    ref, ours = _layer_pair(cell, {}, dtype)
+    x, hx, _ = make_inputs(ref, T, B, dtype)
+    as32 = lambda t: t.float()
+    _raises_like_torch(ref, ours, lambda m: m(as32(x), hx), "input dtype")
+    hx32 = tuple(map(as32, hx)) if cell == "lstm" else as32(hx)
+    _raises_like_torch(ref, ours, lambda m: m(x, hx32), "dtype")
+    _raises_like_torch(*_with_float32_bias((ref, ours), "bias_hh_l1_reverse"),
+                       lambda m: m(x, hx), "b_hh: expected dtype")
+
+
+@DTYPES
+@pytest.mark.parametrize("cell", list(CELL_KINDS))
+def test_cells_mixed_dtypes_refused_like_torch(cell, dtype):
+    ref, ours = cell_pair(cell, dtype=dtype)
+    x, hx, _ = cell_inputs(cell, 3, True, dtype)
+    arg = lambda states: states if cell == "lstm" else states[0]
+    _raises_like_torch(ref, ours, lambda m: m(x.float(), arg(hx)), "dtype")
+    _raises_like_torch(ref, ours, lambda m: m(x, arg(tuple(s.float() for s in hx))), "dtype")
+    _raises_like_torch(*_with_float32_bias((ref, ours), "bias_hh"), lambda m: m(x, arg(hx)),
+                       "b_hh: expected dtype")
