@@ -79,6 +79,10 @@ def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes, rev
 # output of the forward, saved rather than recomputed.
 
 def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace, w_hr=None):
+    # Outputs that got no gradient arrive as None, not as zeros: autograd
+    # filled a zero gradient of the whole workspace on every training step (the
+    # size of 7 outputs for an LSTM), and the backward op never reads it.
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(input, w_ih, w_hh, batch_sizes, workspace, w_hr)
     ctx.state_shape = hx.shape
     ctx.reverse = reverse
