@@ -99,13 +99,15 @@ struct Recurrence {
     return c;
   }
 
-  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H]. The
-  // biases are added in the pointwise pass, which saves a pass over x_proj.
-  static void input_projection(const at::Tensor& x, const at::Tensor& w_ih, int64_t row0,
-                               int64_t rows, scalar_t* x_proj) {
-    const int64_t I = x.size(1), GH = w_ih.size(0);
-    Backend::gemm(false, true, rows, GH, I, scalar_t(1), x.const_data_ptr<scalar_t>() + row0 * I,
-                  I, w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0), x_proj, GH);
+  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H], with
+  // W_ih^T as step_weight laid it out. The biases are added in the pointwise
+  // pass, which saves a pass over x_proj.
+  template <class StepWeight>
+  static void input_projection(const at::Tensor& x, const StepWeight& w_in, int64_t GH,
+                               int64_t row0, int64_t rows, scalar_t* x_proj) {
+    const int64_t I = x.size(1);
+    Backend::gemm_pointwise(rows, GH, 1, I, x.const_data_ptr<scalar_t>() + row0 * I, I, w_in,
+                            false, x_proj, GH, 0, NoPointwise{});
   }
 
   // x: [N, I]; h0: [B, P]; c0: [B, H] (undefined unless LSTM); w_hh: [G*H, P];
@@ -127,6 +129,10 @@ struct Recurrence {
                                            {std::min(N, 2 * kChunkRows + B), G * H}, x.options());
     const at::Tensor bias = folded_bias(w_ih, b_ih, b_hh);             // [G*H]
     const auto w_step = Backend::template step_weight<scalar_t>(w_hh.t(), H, G, B);  // W_hh^T [P, G*H]
+    // W_ih^T [I, G*H] in panels too: brgemm on them ran the input projection
+    // 5-10% faster than MKL's sgemm on Zen 1 (forward at B 64, H 256, T 50)
+    const auto w_in = Backend::template step_weight<scalar_t>(w_ih.t(), G * H, 1,
+                                                              std::min(N, kChunkRows));
     at::Tensor b_hn = at::zeros({H}, x.options());                     // [H], GRU only
     if (std::is_same_v<Cell, GRUCell> && b_hh.has_value()) b_hn.copy_(b_hh->narrow(0, 2 * H, H));
     // [2, B, P] the hidden state, double-buffered: a step reads one buffer
@@ -167,7 +173,8 @@ struct Recurrence {
           const Step& step = steps[t];
           if (t == chunk.end) {
             chunk = next_chunk(steps, t, chunk.rows_left);
-            input_projection(x, w_ih, chunk.row0, chunk.rows, x_proj.mutable_data_ptr<scalar_t>());
+            input_projection(x, w_in, G * H, chunk.row0, chunk.rows,
+                             x_proj.mutable_data_ptr<scalar_t>());
           }
           // Sequences that ended at the previous step keep their final state in
           // both buffers (only when the batch shrinks, as it does going forwards).
@@ -275,6 +282,8 @@ struct Recurrence {
     const std::vector<Step> order(steps.rbegin(), steps.rend());  // the backward's order
     const scalar_t* h_prev = ws.const_data_ptr<scalar_t>() + (K - 1) * N * H;  // [N, P], row stride H
     bool first_chunk = true;
+    // W_ih [G*H, I] in panels, for grad_x = dgates_x W_ih (as the input projection)
+    const auto w_gx = Backend::template step_weight<scalar_t>(w_ih, I, 1, std::min(N, kChunkRows));
     const auto chunk_gradients = [&](const Chunk& chunk) {
       const int64_t r0 = chunk.row0, rows = chunk.rows;
       const scalar_t beta = first_chunk ? scalar_t(0) : scalar_t(1);
@@ -283,9 +292,8 @@ struct Recurrence {
       const scalar_t* x_rows = x.const_data_ptr<scalar_t>() + r0 * I;
       scalar_t* gw = grad_w.mutable_data_ptr<scalar_t>();
       // grad_x[rows] = dgates_x[rows] W_ih
-      Backend::gemm(false, false, rows, I, G * H, scalar_t(1), dx, G * H,
-                    w_ih.const_data_ptr<scalar_t>(), I, scalar_t(0),
-                    grad_x.mutable_data_ptr<scalar_t>() + r0 * I, I);
+      Backend::gemm_pointwise(rows, I, 1, G * H, dx, G * H, w_gx, false,
+                              grad_x.mutable_data_ptr<scalar_t>() + r0 * I, I, 0, NoPointwise{});
       if constexpr (Cell::kDirectDh) {
         // grad_w_ih (+)= dgates_x[rows]^T x[rows]; grad_w_hh (+)= dgates_h[rows]^T h_prev[rows]
         Backend::gemm(true, false, G * H, I, rows, scalar_t(1), dx, G * H, x_rows, I, beta, gw,
