@@ -157,6 +157,36 @@ torch.library.register_autograd("fastrnn::rnn_forward", _rnn_backward, setup_con
 torch.library.register_autograd("fastrnn::gru_forward", _gru_backward, setup_context=_gru_setup)
 torch.library.register_autograd("fastrnn::lstm_forward", _lstm_backward, setup_context=_lstm_setup)
 
+_AUTOGRAD = {"rnn": (_rnn_setup, _rnn_backward), "gru": (_gru_setup, _gru_backward),
+             "lstm": (_lstm_setup, _lstm_backward)}
+
+
+class _Eager(torch.autograd.Function):
+    """The same autograd as registered above (the same setup_context and
+    backward functions), for eager calls: torch.library's wrapper re-reads the
+    op's schema on every call (torch._library.utils.fill_defaults, ~90 us),
+    longer than a whole one-step LSTM op at batch 1. Compiled graphs trace the
+    registered autograd instead, and pay nothing per call."""
+
+    @staticmethod
+    def forward(ctx, cell, op, *inputs):
+        # grad mode is off here: the op runs without its autograd wrapper
+        output = op(*inputs)
+        ctx.cell = cell
+        _AUTOGRAD[cell][0](ctx, inputs, output)
+        return output
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
+
+
+def _forward(cell, op, training, *inputs):
+    """op(*inputs), recorded for autograd when training."""
+    if training and not torch.compiler.is_compiling():
+        return _Eager.apply(cell, op, *inputs)
+    return op(*inputs)
+
 
 def _needs_grad(*tensors):
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -191,14 +221,15 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     if w_hr is not None and cell != "lstm":
         raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
+    ops = torch.ops.fastrnn
     if cell == "lstm":
-        output, h_n, c_n, _ = torch.ops.fastrnn.lstm_forward(
-            input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training)
+        output, h_n, c_n, _ = _forward("lstm", ops.lstm_forward.default, training, input, hx, cx,
+                                       w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training)
         return output, h_n, c_n
     if cell == "gru":
-        output, h_n, _ = torch.ops.fastrnn.gru_forward(
-            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training)
+        output, h_n, _ = _forward("gru", ops.gru_forward.default, training, input, hx, w_ih, w_hh,
+                                  b_ih, b_hh, batch_sizes, reverse, training)
     else:
-        output, h_n, _ = torch.ops.fastrnn.rnn_forward(
-            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training)
+        output, h_n, _ = _forward("rnn", ops.rnn_forward.default, training, input, hx, w_ih, w_hh,
+                                  b_ih, b_hh, batch_sizes, reverse, relu, training)
     return output, h_n, None
