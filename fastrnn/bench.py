@@ -38,6 +38,7 @@ from collections import namedtuple
 import torch
 
 import fastrnn
+from fastrnn.cli import comma_list
 
 __all__ = [
     "SIZES", "CELLS", "MODES", "ALL_SEQ_LENS", "REL_TOL",
@@ -600,20 +601,6 @@ def plot(records, path):
 # --------------------------------------------------------------------------
 # Command line
 
-def _list(kind, choices=None, cast=str):
-    def parse(text):
-        values = [cast(v.strip()) for v in text.split(",") if v.strip()]
-        if choices is not None:
-            bad = [v for v in values if v not in choices]
-            if bad:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {kind} {', '.join(map(str, bad))}; choose from {', '.join(choices)}")
-        if not values:
-            raise argparse.ArgumentTypeError(f"no {kind} given")
-        return values
-    return parse
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m fastrnn.bench",
@@ -626,14 +613,14 @@ def parse_args(argv=None):
                "10,50,100, seed 10..200, large 50 (--full: every size at 10..200, large at 50).\n"
                f"Sizes: " + "; ".join(f"{k} B={s.batch} I={s.input} H={s.hidden}"
                                       for k, s in SIZES.items()))
-    p.add_argument("--cells", type=_list("cell", list(CELLS)), default=list(CELLS),
+    p.add_argument("--cells", type=comma_list("cell", list(CELLS)), default=list(CELLS),
                    help="comma-separated cells: rnn (tanh), lstm, gru (default: all)")
-    p.add_argument("--sizes", type=_list("size", list(SIZES)), default=None,
+    p.add_argument("--sizes", type=comma_list("size", list(SIZES)), default=None,
                    help="comma-separated sizes: small, seed, medium, large "
                         "(default: small,medium; --full: all)")
-    p.add_argument("--seq-lens", type=_list("seq_len", cast=int), default=None,
+    p.add_argument("--seq-lens", type=comma_list("seq_len", cast=int), default=None,
                    help="comma-separated sequence lengths for every size (default: per size)")
-    p.add_argument("--modes", type=_list("mode", list(MODES)), default=list(MODES),
+    p.add_argument("--modes", type=comma_list("mode", list(MODES)), default=list(MODES),
                    help="forward (eval, no grad) and/or train (forward + backward) "
                         "(default: both)")
     p.add_argument("--full", action="store_true",

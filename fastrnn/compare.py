@@ -36,6 +36,7 @@ import fastrnn
 
 from .charmodels import CELLS, RECURRENT, build_model, count_params, model_bytes
 from .chartrain import TrainConfig, Vocabulary, sample, train
+from .cli import comma_list
 from .compare_plots import plot_all
 from .corpora import CORPORA, CorpusUnavailable, load_text, split_text
 
@@ -139,28 +140,15 @@ def markdown_table(rows):
                      + ["| " + " | ".join(l) + " |" for l in lines])
 
 
-def _list(kind, choices=None, cast=str):
-    def parse(text):
-        values = [cast(v.strip()) for v in text.split(",") if v.strip()]
-        bad = [v for v in values if choices is not None and v not in choices]
-        if bad:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {', '.join(map(str, bad))}; choose from {', '.join(choices)}")
-        if not values:
-            raise argparse.ArgumentTypeError(f"no {kind} given")
-        return values
-    return parse
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m fastrnn.compare",
         description="Train RNN, LSTM and GRU (and cnn / attention baselines) on next-character "
                     "prediction at several sequence lengths; compare loss, accuracy, time and "
                     "size.")
-    p.add_argument("--cells", type=_list("cell", CELLS), default=["rnn", "lstm", "gru"],
+    p.add_argument("--cells", type=comma_list("cell", CELLS), default=["rnn", "lstm", "gru"],
                    help=f"comma-separated, from {','.join(CELLS)} (default rnn,lstm,gru)")
-    p.add_argument("--seq-lens", type=_list("seq_len", cast=int), default=[10, 20, 30],
+    p.add_argument("--seq-lens", type=comma_list("seq_len", cast=int), default=[10, 20, 30],
                    help="comma-separated sequence lengths (default 10,20,30)")
     p.add_argument("--text", metavar="PATH", help="train on this UTF-8 file")
     p.add_argument("--corpus", choices=CORPORA, default="zen",
