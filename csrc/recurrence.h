@@ -255,12 +255,6 @@ struct Recurrence {
     // [G*H, H], or with a projection W_hr [P, H] (and W_hh [G*H, P] apart).
     const auto w_step = Backend::template step_weight<scalar_t>(Cell::kProjected ? w_hr : w_hh, H, 1, B);
     const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
-    // Steps in reverse order of the forward. Each step's recurrent gradient
-    // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
-    // pointwise pass of the step after it, per block of hidden units: that
-    // pass reads only its own units' dh. With a projection, the pass needs all
-    // of dh (to project it back through W_hr), so that GEMM runs on its own and
-    // the projection's GEMM is the one fused with the pass.
     const int64_t I = x.size(1);
     at::Tensor grad_x = at::empty({N, I}, x.options());                     // [N, I]
     // [G*H, I + P]: grad_w_ih, then grad_w_hh, in one GEMM where both take the
@@ -314,6 +308,12 @@ struct Recurrence {
       }
       grad_b_ih.add_(dgates_x.narrow(0, r0, rows).sum(0));
     };
+    // Steps in reverse order of the forward. Each step's recurrent gradient
+    // GEMM, dh[0:batch] (+)= dgates_h[its rows] W_hh, runs fused with the
+    // pointwise pass of the step after it, per block of hidden units: that
+    // pass reads only its own units' dh. With a projection, the pass needs all
+    // of dh (to project it back through W_hr), so that GEMM runs on its own and
+    // the projection's GEMM is the one fused with the pass.
     Chunk chunk{0, 0, 0, N};  // the chunk of steps whose pointwise passes are running
     int64_t gemm_rows = 0;  // the previous step's rows; none before the first pass
     bool_switch(relu, [&](auto kRelu) {
