@@ -153,12 +153,15 @@ def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
             None, None, None)
 
 
-torch.library.register_autograd("fastrnn::rnn_forward", _rnn_backward, setup_context=_rnn_setup)
-torch.library.register_autograd("fastrnn::gru_forward", _gru_backward, setup_context=_gru_setup)
-torch.library.register_autograd("fastrnn::lstm_forward", _lstm_backward, setup_context=_lstm_setup)
-
+# cell -> (setup_context, backward) of its forward op's autograd
 _AUTOGRAD = {"rnn": (_rnn_setup, _rnn_backward), "gru": (_gru_setup, _gru_backward),
              "lstm": (_lstm_setup, _lstm_backward)}
+for _cell, (_setup, _backward) in _AUTOGRAD.items():
+    torch.library.register_autograd(f"fastrnn::{_cell}_forward", _backward, setup_context=_setup)
+
+
+def _forward_op(cell):
+    return getattr(torch.ops.fastrnn, f"{cell}_forward").default
 
 
 class _Eager(torch.autograd.Function):
@@ -169,23 +172,23 @@ class _Eager(torch.autograd.Function):
     registered autograd instead, and pay nothing per call."""
 
     @staticmethod
-    def forward(ctx, cell, op, *inputs):
+    def forward(ctx, cell, *inputs):
         # grad mode is off here: the op runs without its autograd wrapper
-        output = op(*inputs)
+        output = _forward_op(cell)(*inputs)
         ctx.cell = cell
         _AUTOGRAD[cell][0](ctx, inputs, output)
         return output
 
     @staticmethod
     def backward(ctx, *grads):
-        return (None, None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
+        return (None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
 
 
-def _forward(cell, op, training, *inputs):
-    """op(*inputs), recorded for autograd when training."""
+def _forward(cell, training, *inputs):
+    """cell's forward op on inputs, recorded for autograd when training."""
     if training and not torch.compiler.is_compiling():
-        return _Eager.apply(cell, op, *inputs)
-    return op(*inputs)
+        return _Eager.apply(cell, *inputs)
+    return _forward_op(cell)(*inputs)
 
 
 def _needs_grad(*tensors):
@@ -221,15 +224,14 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     if w_hr is not None and cell != "lstm":
         raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
-    ops = torch.ops.fastrnn
     if cell == "lstm":
-        output, h_n, c_n, _ = _forward("lstm", ops.lstm_forward.default, training, input, hx, cx,
-                                       w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training)
+        output, h_n, c_n, _ = _forward("lstm", training, input, hx, cx, w_ih, w_hh, b_ih, b_hh,
+                                       w_hr, batch_sizes, reverse, training)
         return output, h_n, c_n
     if cell == "gru":
-        output, h_n, _ = _forward("gru", ops.gru_forward.default, training, input, hx, w_ih, w_hh,
-                                  b_ih, b_hh, batch_sizes, reverse, training)
+        output, h_n, _ = _forward("gru", training, input, hx, w_ih, w_hh, b_ih, b_hh,
+                                  batch_sizes, reverse, training)
     else:
-        output, h_n, _ = _forward("rnn", ops.rnn_forward.default, training, input, hx, w_ih, w_hh,
-                                  b_ih, b_hh, batch_sizes, reverse, relu, training)
+        output, h_n, _ = _forward("rnn", training, input, hx, w_ih, w_hh, b_ih, b_hh,
+                                  batch_sizes, reverse, relu, training)
     return output, h_n, None
