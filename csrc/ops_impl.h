@@ -28,12 +28,7 @@ inline void check_shape(const char* op, const char* name, const Tensor& t,
               t.sizes());
 }
 
-// The geometry of one call, checked against every argument. P: the features
-// of h, proj_size with a projection (w_hr), else H.
-struct Shape {
-  int64_t T, B, N, I, H, P;
-};
-
+// Shape (recurrence.h): the geometry of one call, checked against every argument.
 // hx_name: the argument holding the [B, P] state (hx, or grad_h_n in backward).
 inline Shape check_inputs(const char* op, int gates, const Tensor& input, const Tensor& hx,
                           const char* hx_name, const Tensor& w_ih, const Tensor& w_hh,
@@ -126,8 +121,9 @@ inline void check_grads(const char* op, const Tensor& grad_output, const Tensor&
   check_shape(op, "workspace", ws, {saved, s.N, s.H});
 }
 
-inline optional<Tensor> contiguous(const optional<Tensor>& t) {
-  return t.has_value() ? optional<Tensor>(t->contiguous()) : c10::nullopt;
+// t contiguous, or undefined when absent.
+inline Tensor contiguous(const optional<Tensor>& t) {
+  return t.has_value() ? t->contiguous() : Tensor();
 }
 
 inline Tensor value_or_undefined(const optional<Tensor>& t) {
@@ -152,15 +148,16 @@ struct RNNOps {
       detail::check_same(op, "cx", cx, input);
     }
     const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
-    const Tensor x = input.reshape({s.N, s.I}).contiguous();
+    const auto out_shape = detail::output_shape(input, s.P);
     Tensor out, h_n, c_n, ws;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
-          steps, x, hx, cx, w_ih.contiguous(), w_hh.contiguous(), detail::contiguous(b_ih),
-          detail::contiguous(b_hh), detail::value_or_undefined(detail::contiguous(w_hr)), relu,
+          steps, s, input.contiguous(), out_shape, hx.contiguous(),
+          cx.defined() ? cx.contiguous() : cx, w_ih.contiguous(), w_hh.contiguous(),
+          detail::contiguous(b_ih), detail::contiguous(b_hh), detail::contiguous(w_hr), relu,
           training);
     });
-    return {out.view(detail::output_shape(input, s.P)), h_n, c_n, ws};
+    return {out, h_n, c_n, ws};
   }
 
   template <class Cell>
@@ -177,15 +174,14 @@ struct RNNOps {
       detail::check_same(op, "grad_c_n", grad_c_n, input);
     }
     const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
-    const Tensor x = input.reshape({s.N, s.I}).contiguous();
     std::vector<Tensor> grads;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       grads = Recurrence<Cell, Backend, scalar_t>::backward(
-          steps, grad_output.reshape({s.N, s.P}).contiguous(), grad_h_n, grad_c_n, x,
-          w_ih.contiguous(), w_hh.contiguous(),
-          detail::value_or_undefined(detail::contiguous(w_hr)), workspace.contiguous(), relu);
+          steps, s, grad_output.contiguous(), grad_h_n.contiguous(),
+          grad_c_n.defined() ? grad_c_n.contiguous() : grad_c_n, input.contiguous(),
+          input.sizes(), w_ih.contiguous(), w_hh.contiguous(), detail::contiguous(w_hr),
+          workspace.contiguous(), relu);
     });
-    grads[0] = grads[0].view(input.sizes());
     return grads;
   }
 

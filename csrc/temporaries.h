@@ -5,11 +5,18 @@
 namespace fastrnn {
 
 enum class Scratch {
-  kInputProjection,      // [N, G*H]  forward: x W_ih^T
+  kInputProjection,      // [chunk rows, G*H]  forward: x W_ih^T of a chunk of steps
   kRecurrentProjection,  // [B, G*H]  forward: h_prev W_hh^T of one step
+  kStates,               // [2, B, P] forward: the hidden state, double-buffered
+  kBias,                 // [G*H + H] forward: the folded biases, then GRU's b_hn
+  kStepWeight,           // the weight of every step's GEMM, as step_weight lays it out
+  kInputWeight,          // W_ih in step_weight's layout: forward's input projection, backward's grad_x
+  kProjectionWeight,     // [H, P]    forward, LSTM with projection: W_hr^T
   kGatesGradX,           // [N, G*H]  backward: d loss / d x_proj
   kGatesGradH,           // [N, G*H]  backward: d loss / d h_proj (GRU only)
   kInputsAndStates,      // [rows, I+P] backward, a chunk of steps: x and h_prev side by side (not GRU)
+  kWeightGrad,           // [G*H, I+P] backward: grad_w_ih | grad_w_hh
+  kBiasGrad,             // [2, G*H]  backward: the biases' gradients, summed in double
   kUnprojected,          // [B, H]    forward, LSTM with projection, not training: o * tanh(c) of one step
   kProjectedGrad,        // [N, P]    backward, LSTM with projection: d loss / d h of every step
   kUnprojectedGrad,      // [B, H]    backward, LSTM with projection: d loss / d (o * tanh(c)) of one step

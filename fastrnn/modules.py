@@ -19,6 +19,11 @@ __all__ = ["RNN", "LSTM", "GRU"]
 _CELLS = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
 
 
+def _stack(states):
+    # one layer and direction: a view, not a copy
+    return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)
+
+
 class _FastRNNBase(nn.RNNBase):
     def _layer_weights(self, index):
         """ops.layer's weight arguments of one layer and direction (index =
@@ -59,7 +64,7 @@ class _FastRNNBase(nn.RNNBase):
                 h_n.append(h)
                 c_n.append(c)
             output = outputs[0] if directions == 1 else torch.cat(outputs, -1)
-        return output, torch.stack(h_n), None if cx is None else torch.stack(c_n)
+        return output, _stack(h_n), None if cx is None else _stack(c_n)
 
     def _zero_state(self, batch, input):
         directions = 2 if self.bidirectional else 1

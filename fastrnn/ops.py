@@ -78,6 +78,18 @@ def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes, rev
 # Autograd. setup_context keeps what the backward op takes; the workspace is an
 # output of the forward, saved rather than recomputed.
 
+def _call(op, *args):
+    """op(*args), below the autograd dispatch key where nothing can need a
+    gradient (grad mode off) in eager code: the key's kernel is Python
+    (torch.library's wrapper, or the not-implemented fallback of the backward
+    ops), and cost more than a one-step op at batch 1; after other work had
+    evicted it from the caches, several times more."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return op(*args)
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)
+
+
 def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace, w_hr=None):
     # Outputs that got no gradient arrive as None, not as zeros: autograd
     # filled a zero gradient of the whole workspace on every training step (the
@@ -112,8 +124,9 @@ def _rnn_setup(ctx, inputs, output):
 def _rnn_backward(ctx, grad_output, grad_h_n, _grad_workspace):
     grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
         ctx, grad_output, grad_h_n)
-    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = torch.ops.fastrnn.rnn_backward(
-        grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, ctx.relu, workspace)
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = _call(
+        torch.ops.fastrnn.rnn_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
+        batch_sizes, ctx.reverse, ctx.relu, workspace)
     return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b, grad_b.clone()),
             None, None, None, None)
 
@@ -126,9 +139,9 @@ def _gru_setup(ctx, inputs, output):
 def _gru_backward(ctx, grad_output, grad_h_n, _grad_workspace):
     grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
         ctx, grad_output, grad_h_n)
-    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = (
-        torch.ops.fastrnn.gru_backward(
-            grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, ctx.reverse, workspace))
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _call(
+        torch.ops.fastrnn.gru_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
+        batch_sizes, ctx.reverse, workspace)
     return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b_ih, grad_b_hh),
             None, None, None)
 
@@ -145,9 +158,9 @@ def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
     w_hr = ctx.saved_tensors[-1]
     if grad_c_n is None:
         grad_c_n = input.new_zeros(ctx.cell_shape)
-    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = (
-        torch.ops.fastrnn.lstm_backward(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh,
-                                        w_hr, batch_sizes, ctx.reverse, workspace))
+    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = _call(
+        torch.ops.fastrnn.lstm_backward.default, grad_output, grad_h_n, grad_c_n, input, w_ih,
+        w_hh, w_hr, batch_sizes, ctx.reverse, workspace)
     return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh,
             *_bias(ctx, grad_b, grad_b.clone()), None if w_hr is None else grad_w_hr,
             None, None, None)
@@ -160,8 +173,8 @@ for _cell, (_setup, _backward) in _AUTOGRAD.items():
     torch.library.register_autograd(f"fastrnn::{_cell}_forward", _backward, setup_context=_setup)
 
 
-def _forward_op(cell):
-    return getattr(torch.ops.fastrnn, f"{cell}_forward").default
+# cell -> its forward op
+_FORWARD_OPS = {cell: getattr(torch.ops.fastrnn, f"{cell}_forward").default for cell in _AUTOGRAD}
 
 
 class _Eager(torch.autograd.Function):
@@ -173,8 +186,8 @@ class _Eager(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell, *inputs):
-        # grad mode is off here: the op runs without its autograd wrapper
-        output = _forward_op(cell)(*inputs)
+        # grad mode is off here: the op runs below autograd
+        output = _call(_FORWARD_OPS[cell], *inputs)
         ctx.cell = cell
         _AUTOGRAD[cell][0](ctx, inputs, output)
         return output
@@ -186,9 +199,12 @@ class _Eager(torch.autograd.Function):
 
 def _forward(cell, training, *inputs):
     """cell's forward op on inputs, recorded for autograd when training."""
-    if training and not torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():  # compiled graphs trace the registered autograd
+        return _FORWARD_OPS[cell](*inputs)
+    if training:
         return _Eager.apply(cell, *inputs)
-    return _forward_op(cell)(*inputs)
+    with torch._C._AutoDispatchBelowAutograd():  # nothing needs a gradient
+        return _FORWARD_OPS[cell](*inputs)
 
 
 def _needs_grad(*tensors):

@@ -74,10 +74,10 @@ struct CPUBackend {
     return cpu::BufferPool::instance().empty(sizes, options);
   }
 
-  // A buffer that lives only during the current op call (see scratch.h).
-  static at::Tensor temporary(Scratch slot, at::IntArrayRef sizes,
-                              const at::TensorOptions& options) {
-    return cpu::scratch(slot, sizes, options);
+  // numel elements of T that live only during the current op call (see scratch.h).
+  template <typename T>
+  static T* temporary(Scratch slot, int64_t numel) {
+    return cpu::scratch<T>(slot, numel);
   }
 
   // The weight of every step's GEMM, W[k, slices * H] row-major (w may be a
@@ -91,23 +91,33 @@ struct CPUBackend {
   // MKL's sgemm (which packs) until this. A single block of short rows
   // (slices * H <= 256) stays plain and takes one brgemm call for all slices:
   // at batch 1 a call's dispatch costs more than its arithmetic.
-  // One copy per op call, as the transpose it replaces.
+  // One copy per op call, as the transpose it replaces, into scratch `slot`.
+  // w: W row-major [k, slices * H], or (transposed) W^T row-major [slices * H, k].
   struct StepWeight {
-    at::Tensor data;      // [blocks, slices, k, block] panels, or W contiguous [k, slices * H]
-    int64_t block = 0;    // hidden units per block (H when plain)
-    bool plain = true;    // W contiguous: one GEMM call for all slices
+    const void* data = nullptr;  // [blocks, slices, k, block] panels, or W as `transposed` says
+    int64_t block = 0;           // hidden units per block (H when plain)
+    bool plain = true;           // one GEMM call for all slices
+    bool transposed = false;     // plain only: data is W^T (BLAS reads it so, brgemm never)
   };
 
   template <typename scalar_t>
-  static StepWeight step_weight(const at::Tensor& w, int64_t H, int64_t slices, int64_t rows) {
-    const int64_t k = w.size(0);
-    if (!packs<scalar_t>()) return {w.contiguous(), H, true};  // BLAS takes W as it is
-    const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
-    const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
-    // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats, at most 256
-    const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
-    if (block >= H && slices * H <= 256) return {cpu::contiguous(w), H, true};
-    return {pack_panels(w, H, slices, block), block, false};
+  static StepWeight step_weight(Scratch slot, const scalar_t* w, bool transposed, int64_t k,
+                                int64_t H, int64_t slices, int64_t rows) {
+    if (!packs<scalar_t>()) return {w, H, true, transposed};  // BLAS takes W as it is
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
+      const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
+      // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats, at most 256
+      const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
+      if (block >= H && slices * H <= 256) {
+        if (!transposed) return {w, H, true, false};
+        float* plain = cpu::scratch<float>(slot, k * slices * H);  // [k, slices*H]
+        cpu::transpose(w, k, plain, slices * H, slices * H, k);
+        return {plain, H, true, false};
+      }
+      return {pack_panels(slot, w, transposed, k, H, slices, block), block, false, false};
+    }
+    return {};  // not reached: only float packs
   }
 
   // One time step, fused per block of hidden units [j0, j1): the GEMM
@@ -120,11 +130,11 @@ struct CPUBackend {
   static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k,
                              const scalar_t* a, int64_t lda, const StepWeight& w, bool add_c,
                              scalar_t* c, int64_t ldc, int64_t f_rows, const F& f) {
-    const scalar_t* w_data = w.data.template const_data_ptr<scalar_t>();
+    const scalar_t* w_data = static_cast<const scalar_t*>(w.data);
     if (!packs<scalar_t>()) {
       if (rows > 0) {
-        gemm<scalar_t>(false, false, rows, slices * H, k, scalar_t(1), a, lda, w_data,
-                       slices * H, scalar_t(add_c ? 1 : 0), c, ldc);
+        gemm<scalar_t>(false, w.transposed, rows, slices * H, k, scalar_t(1), a, lda, w_data,
+                       w.transposed ? k : slices * H, scalar_t(add_c ? 1 : 0), c, ldc);
       }
       return pointwise(f_rows, H, f);
     }
@@ -180,33 +190,32 @@ struct CPUBackend {
     return std::is_same_v<scalar_t, float> && brgemm_ok();
   }
 
-  // W[k, slices * H] as [blocks, slices, k, block]: panel (b, s) holds columns
-  // s * H + [b * block, (b + 1) * block) of W, zero beyond H. The forward's W
-  // is W_hh^T, a transposed view: its panels are transposed out of W_hh's rows.
-  static at::Tensor pack_panels(const at::Tensor& w_in, int64_t H, int64_t slices, int64_t block) {
-    const bool transposed = w_in.stride(0) == 1 && w_in.stride(1) >= w_in.size(0);
-    const at::Tensor w = transposed || w_in.stride(1) == 1 ? w_in : w_in.contiguous();
-    const int64_t k = w.size(0), blocks = (H + block - 1) / block;
-    at::Tensor packed = at::empty({blocks, slices, k, block}, w.options());
-    if (blocks * block != H) packed.select(0, blocks - 1).zero_();
-    const float* src = w.const_data_ptr<float>();
-    float* dst = packed.mutable_data_ptr<float>();
+  // W[k, slices * H] as [blocks, slices, k, block] in scratch `slot`: panel
+  // (b, s) holds columns s * H + [b * block, (b + 1) * block) of W, zero
+  // beyond H. src: W row-major, or (transposed) W^T row-major, as the
+  // forward's W_hh^T: then its panels are transposed out of W_hh's rows.
+  static float* pack_panels(Scratch slot, const float* src, bool transposed, int64_t k, int64_t H,
+                            int64_t slices, int64_t block) {
+    const int64_t n = slices * H, blocks = (H + block - 1) / block;
+    float* dst = cpu::scratch<float>(slot, blocks * slices * k * block);
+    if (blocks * block != H) {
+      std::fill(dst + (blocks - 1) * slices * k * block, dst + blocks * slices * k * block, 0.f);
+    }
     at::parallel_for(0, blocks * slices, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t col = (p % slices) * H + (p / slices) * block;  // first column of W
         const int64_t width = std::min(block, H - (p / slices) * block);
         float* panel = dst + p * k * block;
-        if (transposed) {  // W[kk, col + j] = src[(col + j) * stride + kk]
-          cpu::transpose(src + col * w.stride(1), w.stride(1), panel, block, width, k);
+        if (transposed) {  // W[kk, col + j] = src[(col + j) * k + kk]
+          cpu::transpose(src + col * k, k, panel, block, width, k);
         } else {
           for (int64_t kk = 0; kk < k; ++kk) {
-            std::copy(src + kk * w.stride(0) + col, src + kk * w.stride(0) + col + width,
-                      panel + kk * block);
+            std::copy(src + kk * n + col, src + kk * n + col + width, panel + kk * block);
           }
         }
       }
     });
-    return packed;
+    return dst;
   }
 
   // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow

@@ -1,29 +1,43 @@
 #pragma once
 // Temporaries that live only inside one op call (the input projection, the
-// gate gradients) are reused across calls instead of allocated each time:
-// glibc hands out buffers this large as fresh mmaps, and faulting in tens of
-// megabytes of zeroed pages cost a quarter of an LSTM training step. Each
-// calling thread keeps one buffer per slot, grown to the largest request and
-// held until the thread ends. Ops run one at a time on a thread, and a slot's
-// contents never outlive the call that asked for it.
-
-#include <ATen/ATen.h>
+// gate gradients, the packed weights) are reused across calls instead of
+// allocated each time: glibc hands out buffers this large as fresh mmaps, and
+// faulting in tens of megabytes of zeroed pages cost a quarter of an LSTM
+// training step. They are raw memory, not tensors: at batch 1 each ATen call
+// (a narrow, a view) cost microseconds, tens of them after another model's
+// work had evicted ATen's code and data from the caches.
+// Each calling thread keeps one buffer per slot, grown to the largest request
+// and held until the thread ends. Ops run one at a time on a thread, and a
+// slot's contents never outlive the call that asked for it.
 
 #include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
 
 #include "../temporaries.h"
 
 namespace fastrnn::cpu {
 
-inline at::Tensor scratch(Scratch slot, at::IntArrayRef sizes, const at::TensorOptions& options) {
-  thread_local std::array<at::Tensor, static_cast<size_t>(Scratch::kCount)> buffers;
-  at::Tensor& buffer = buffers[static_cast<size_t>(slot)];
-  const int64_t numel = c10::multiply_integers(sizes);
-  const int64_t bytes = numel * static_cast<int64_t>(options.dtype().itemsize());
-  if (!buffer.defined() || buffer.numel() < bytes) {
-    buffer = at::empty({bytes}, options.dtype(at::kByte));
+// At least numel (>= 1) elements of T, 64-byte aligned, uninitialised.
+template <typename T>
+T* scratch(Scratch slot, int64_t numel) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t bytes = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local std::array<Buffer, static_cast<size_t>(Scratch::kCount)> buffers;
+  Buffer& buffer = buffers[static_cast<size_t>(slot)];
+  const size_t bytes = static_cast<size_t>(numel > 0 ? numel : 1) * sizeof(T);
+  if (buffer.bytes < bytes) {
+    std::free(buffer.data);
+    buffer.data = nullptr;
+    buffer.bytes = 0;
+    if (posix_memalign(&buffer.data, 64, bytes) != 0) throw std::bad_alloc();
+    buffer.bytes = bytes;
   }
-  return buffer.narrow(0, 0, bytes).view(options.dtype().toScalarType()).view(sizes);
+  return static_cast<T*>(buffer.data);
 }
 
 }  // namespace fastrnn::cpu
