@@ -413,16 +413,25 @@ struct Recurrence {
   }
 
   // sums[j] += sum over r < rows of a[r, j], a: [rows, cols] row-major; the
-  // threads take blocks of columns.
+  // threads take blocks of columns. Groups of kGroup rows are summed in
+  // scalar_t, then added to the double sums (one conversion per group: per
+  // element, they took 1.4% of an LSTM training step at B 64, H 256, T 20).
   static void column_sums(const scalar_t* a, int64_t rows, int64_t cols, double* sums) {
     constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
+    constexpr int64_t kGroup = 16;
     const int64_t blocks = (cols + kColumns - 1) / kColumns;
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
     at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
-      const int64_t j0 = begin * kColumns, j1 = std::min(end * kColumns, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        const scalar_t* row = a + r * cols;
-        for (int64_t j = j0; j < j1; ++j) sums[j] += double(row[j]);
+      for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
+        const int64_t width = std::min(kColumns, cols - j0);
+        for (int64_t r0 = 0; r0 < rows; r0 += kGroup) {
+          scalar_t group[kColumns] = {};
+          for (int64_t r = r0; r < std::min(r0 + kGroup, rows); ++r) {
+            const scalar_t* row = a + r * cols + j0;
+            for (int64_t j = 0; j < width; ++j) group[j] += row[j];
+          }
+          for (int64_t j = 0; j < width; ++j) sums[j0 + j] += double(group[j]);
+        }
       }
     });
   }
