@@ -194,7 +194,23 @@ class _Eager(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        return (None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
+        with torch.no_grad():
+            result = _AUTOGRAD[ctx.cell][1](ctx, *grads)
+        if torch.is_grad_enabled():  # create_graph=True
+            result = _not_differentiable(result)
+        return (None, *result)
+
+
+def _not_differentiable(grads):
+    """grads, through a node that raises if they are differentiated: the
+    backward ops have no derivative of their own, and PyTorch's fallback
+    treated them as constants (a wrong second derivative, with a warning)."""
+    present = [g for g in grads if g is not None]
+    error = torch._C._functions.DelayedError(
+        b"fastrnn: double backward (differentiating a gradient computed with create_graph=True "
+        b"through fastrnn's RNN, LSTM or GRU) is not supported", len(present))
+    marked = iter(error(*[g.detach().requires_grad_() for g in present]))
+    return tuple(None if g is None else next(marked) for g in grads)
 
 
 def _forward(cell, training, *inputs):
