@@ -209,7 +209,8 @@ def _not_differentiable(grads):
     error = torch._C._functions.DelayedError(
         b"fastrnn: double backward (differentiating a gradient computed with create_graph=True "
         b"through fastrnn's RNN, LSTM or GRU) is not supported", len(present))
-    marked = iter(error(*[g.detach().requires_grad_() for g in present]))
+    marked = error(*[g.detach().requires_grad_() for g in present])
+    marked = iter((marked,) if isinstance(marked, torch.Tensor) else marked)  # one: not a tuple
     return tuple(None if g is None else next(marked) for g in grads)
 
 
