@@ -80,8 +80,8 @@ struct CPUBackend {
     return cpu::scratch<T>(slot, numel);
   }
 
-  // The weight of every step's GEMM, W[k, slices * H] row-major (w may be a
-  // strided view), laid out for gemm_pointwise, whose work it also splits:
+  // The weight of every step's GEMM, W[k, slices * H] (given row-major, or as
+  // row-major W^T), laid out for gemm_pointwise, whose work it also splits:
   // with brgemm, the H hidden units go in `blocks` blocks, one per thread
   // that the step's work (at most `rows` rows) pays for, and each
   // (block, slice) gets a contiguous [k, block] panel, so a thread streams its
@@ -91,8 +91,8 @@ struct CPUBackend {
   // MKL's sgemm (which packs) until this. A single block of short rows
   // (slices * H <= 256) stays plain and takes one brgemm call for all slices:
   // at batch 1 a call's dispatch costs more than its arithmetic.
-  // One copy per op call, as the transpose it replaces, into scratch `slot`.
-  // w: W row-major [k, slices * H], or (transposed) W^T row-major [slices * H, k].
+  // One copy per op call, as the transpose it replaces, into scratch `slot`
+  // (none when W is given row-major and stays plain, or BLAS reads it).
   struct StepWeight {
     const void* data = nullptr;  // [blocks, slices, k, block] panels, or W as `transposed` says
     int64_t block = 0;           // hidden units per block (H when plain)
