@@ -1,5 +1,5 @@
-"""fastrnn's ops in Python: fake (meta) implementations, autograd, and `layer`,
-the one entry point the modules call.
+"""fastrnn's ops in Python: autograd, and `layer`, the one entry point the
+modules call (the fake kernels are in fake.py).
 
 Every op runs one layer in one direction (see csrc/ops.cpp for the schemas).
 The forward ops return a workspace with what the backward op needs; it is
@@ -10,69 +10,13 @@ w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 import torch
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
+from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
 __all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
 
-# gates per cell, and workspace planes the forward saves for backward (an LSTM
-# with projection saves one more: o * tanh(c), the projection's input)
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-SAVED = {"rnn": 2, "lstm": 7, "gru": 5}
 # the kernels are float32 and float64; these run the float32 ones
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
-
-
-def _rows(input):
-    return input.shape[0] if input.dim() == 2 else input.shape[0] * input.shape[1]
-
-
-def _fake_forward(cell, input, hx, w_hh, training, projected=False):
-    # w_hh: [G * H, P], P = H without projection
-    hidden, features = w_hh.shape[0] // GATES[cell], w_hh.shape[1]
-    output = input.new_empty((*input.shape[:-1], features))
-    planes = SAVED[cell] + projected if training else 0
-    workspace = input.new_empty((planes, _rows(input), hidden))
-    return output, hx.new_empty(hx.shape), workspace
-
-
-@torch.library.register_fake("fastrnn::rnn_forward")
-def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training):
-    return _fake_forward("rnn", input, hx, w_hh, training)
-
-
-@torch.library.register_fake("fastrnn::gru_forward")
-def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
-    return _fake_forward("gru", input, hx, w_hh, training)
-
-
-@torch.library.register_fake("fastrnn::lstm_forward")
-def _(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training):
-    output, h_n, workspace = _fake_forward("lstm", input, hx, w_hh, training, w_hr is not None)
-    return output, h_n, cx.new_empty(cx.shape), workspace
-
-
-def _fake_param_grads(w_ih, w_hh):
-    return w_ih.new_empty(w_ih.shape), w_hh.new_empty(w_hh.shape), w_hh.new_empty(w_hh.shape[0])
-
-
-@torch.library.register_fake("fastrnn::rnn_backward")
-def _(grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, reverse, relu, workspace):
-    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
-            *_fake_param_grads(w_ih, w_hh))
-
-
-@torch.library.register_fake("fastrnn::gru_backward")
-def _(grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, reverse, workspace):
-    grad_w_ih, grad_w_hh, grad_b_ih = _fake_param_grads(w_ih, w_hh)
-    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
-            grad_w_ih, grad_w_hh, grad_b_ih, grad_b_ih.new_empty(grad_b_ih.shape))
-
-
-@torch.library.register_fake("fastrnn::lstm_backward")
-def _(grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes, reverse, workspace):
-    grad_w_hr = input.new_empty(0 if w_hr is None else w_hr.shape)
-    return (input.new_empty(input.shape), grad_h_n.new_empty(grad_h_n.shape),
-            grad_c_n.new_empty(grad_c_n.shape), *_fake_param_grads(w_ih, w_hh), grad_w_hr)
 
 
 # Autograd. setup_context keeps what the backward op takes; the workspace is an

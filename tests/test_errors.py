@@ -276,11 +276,58 @@ BAD_FORWARD.update({
 })
 
 
+def _on(device, args):
+    """args with every tensor on `device`, but batch_sizes (a CPU tensor on
+    every device, as in torch.nn)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) and k != "batch_sizes" else v
+            for k, v in args.items()}
+
+
+# "meta" runs the fake kernel, which must refuse what the real op refuses, in
+# the same words
+DEVICES = ["cpu", "meta"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("override,match", BAD_FORWARD.values(), ids=BAD_FORWARD.keys())
-def test_forward_op_bad_arguments(override, match):
+def test_forward_op_bad_arguments(override, match, device):
     with pytest.raises(RuntimeError, match=match) as info:
-        _lstm_forward(_op_args(**override))
+        _lstm_forward(_on(device, _op_args(**override)))
     assert "fastrnn.lstm_forward" in str(info.value) or "sequence length" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["input", "hx", "cx", "w_ih", "w_hh", "b_ih", "b_hh"])
+def test_forward_op_argument_on_another_device(name):
+    """One argument on the meta device and the rest on the CPU sends the call
+    to the fake kernel, which must refuse it (it returned uninitialised CPU
+    tensors), naming the argument."""
+    args = _op_args()
+    args[name] = args[name].to("meta")
+    # the other arguments are checked against the input
+    named = "hx: expected device meta" if name == "input" else f"{name}: expected device cpu"
+    with pytest.raises(RuntimeError, match=f"fastrnn.lstm_forward: {named}"):
+        _lstm_forward(args)
+
+
+@pytest.mark.parametrize("op", ["rnn", "gru", "lstm"])
+def test_fake_kernels_answer_for_meta_tensors(op):
+    """All arguments on meta: shapes, dtypes and devices of the real op's results."""
+    a = _op_args(batch_sizes=None, input=torch.randn(T_OP, B, I))
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[op]
+    a.update(w_ih=torch.randn(G * H, I), w_hh=torch.randn(G * H, H), b_ih=torch.randn(G * H),
+             b_hh=torch.randn(G * H))
+    common = (a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"])
+    def run(device):
+        x, hx, cx = (a[k].to(device) for k in ("input", "hx", "cx"))
+        w = tuple(t.to(device) for t in common)
+        if op == "lstm":
+            return torch.ops.fastrnn.lstm_forward(x, hx, cx, *w, None, None, False, True)
+        if op == "gru":
+            return torch.ops.fastrnn.gru_forward(x, hx, *w, None, False, True)
+        return torch.ops.fastrnn.rnn_forward(x, hx, *w, None, False, False, True)
+    for real, fake in zip(run("cpu"), run("meta")):
+        assert fake.device.type == "meta"
+        assert (fake.shape, fake.dtype) == (real.shape, real.dtype)
 
 
 def test_forward_op_wrong_w_hh_columns_names_w_hh():
@@ -350,10 +397,21 @@ BAD_BACKWARD_PROJ = {
     "projected,override,match",
     [(False, *v) for v in BAD_BACKWARD.values()] + [(True, *v) for v in BAD_BACKWARD_PROJ.values()],
     ids=list(BAD_BACKWARD) + [f"projected {k}" for k in BAD_BACKWARD_PROJ])
-def test_backward_op_bad_arguments(projected, override, match):
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_op_bad_arguments(projected, override, match, device):
+    args = _on(device, _lstm_backward_args(projected, **override))
     with pytest.raises(RuntimeError, match=match) as info:
-        torch.ops.fastrnn.lstm_backward(*_lstm_backward_args(projected, **override).values())
+        torch.ops.fastrnn.lstm_backward(*args.values())
     assert "fastrnn.lstm_backward" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["grad_output", "grad_h_n", "grad_c_n", "w_ih", "w_hh",
+                                  "workspace"])
+def test_backward_op_argument_on_another_device(name):
+    args = _lstm_backward_args()
+    args[name] = args[name].to("meta")
+    with pytest.raises(RuntimeError, match=f"fastrnn.lstm_backward: {name}: expected device"):
+        torch.ops.fastrnn.lstm_backward(*args.values())
 
 
 def test_backward_through_inference_forward_is_refused():
