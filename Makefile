@@ -24,6 +24,7 @@ $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" numpy ninja pybind11 setuptools wheel \
 	    pytest pytest-benchmark tqdm matplotlib cmake music21
+	$(PY) -m pip install -q onnx onnxscript onnxruntime   # tests/test_export.py: torch.onnx.export, run by onnxruntime
 	touch $(STAMP)
 
 # Builds fastrnn/_C in place and installs the package in editable mode.

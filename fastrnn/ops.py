@@ -8,8 +8,10 @@ w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 """
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
+from . import onnx_export
 from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
 __all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
@@ -160,7 +162,9 @@ def _not_differentiable(grads):
 
 def _forward(cell, training, *inputs):
     """cell's forward op on inputs, recorded for autograd when training."""
-    if torch.compiler.is_compiling():  # compiled graphs trace the registered autograd
+    # compiled graphs trace the registered autograd; torch.jit.trace records
+    # the op itself (an autograd.Function would be an opaque Python node)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return _FORWARD_OPS[cell](*inputs)
     if training:
         return _Eager.apply(cell, *inputs)
@@ -169,7 +173,11 @@ def _forward(cell, training, *inputs):
 
 
 def _needs_grad(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    """Whether the forward must keep the workspace for backward. A graph
+    recorded by torch.jit.trace is recorded once and may run later with grad
+    mode on or off, so there only requires_grad counts."""
+    grad_mode = torch.is_grad_enabled() or torch.jit.is_tracing()
+    return grad_mode and any(t is not None and t.requires_grad for t in tensors)
 
 
 def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
@@ -184,6 +192,10 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     float16 and bfloat16 run the float32 kernels: arguments are converted on
     entry and the results back, so they are at least as accurate as torch.nn's.
     """
+    arguments = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, w_hr)
+    if has_torch_function(arguments):  # tensor-likes (__torch_function__), as torch's own ops take them
+        return handle_torch_function(layer, arguments, cell, input, hx, cx, w_ih, w_hh, b_ih,
+                                     b_hh, batch_sizes, reverse, relu, w_hr)
     if input.dtype in LOW_PRECISION:
         tensors = dict(hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
         for name, t in tensors.items():
@@ -200,6 +212,9 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
                         f"got {input.dtype}")
     if w_hr is not None and cell != "lstm":
         raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
+    if torch.onnx.is_in_onnx_export():  # an ONNX graph holds ONNX's operators, not ours
+        return onnx_export.layer(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes,
+                                 reverse, relu, w_hr)
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
     if cell == "lstm":
         output, h_n, c_n, _ = _forward("lstm", training, input, hx, cx, w_ih, w_hh, b_ih, b_hh,
