@@ -8,6 +8,7 @@ w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 """
 
 import torch
+from torch.autograd import forward_ad
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
 from . import reference
@@ -252,10 +253,24 @@ class _Eager(torch.autograd.Function):
         return (None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
 
 
+def _refuse_forward_ad(inputs):
+    """Forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd)
+    raises: the ops have no forward derivative, and run below autograd they
+    dropped the tangents without a word (a zero derivative)."""
+    if forward_ad._current_level < 0:  # no dual level: nothing can carry a tangent
+        return
+    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
+           for t in inputs):
+        raise NotImplementedError(
+            "fastrnn: forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd) is "
+            "not supported; reverse mode, double backward included, is")
+
+
 def _forward(cell, training, *inputs):
     """cell's forward op on inputs, recorded for autograd when training."""
     if torch.compiler.is_compiling():  # compiled graphs trace the registered autograd
         return _FORWARD_OPS[cell](*inputs)
+    _refuse_forward_ad(inputs)
     if training:
         return _Eager.apply(cell, *inputs)
     with torch._C._AutoDispatchBelowAutograd():  # nothing needs a gradient

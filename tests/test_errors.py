@@ -373,6 +373,26 @@ def _module_and_input(cell):
     return make_pair(cell, I, H, num_layers=L)[1], torch.randn(5, B, I, dtype=torch.float64)
 
 
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["training", "no_grad"])
+@pytest.mark.parametrize("how", ["forward_ad", "func_jvp"])
+@pytest.mark.parametrize("cell", CELL_IDS + ["lstm_cell"])
+def test_forward_mode_ad_is_refused(cell, how, grad_mode):
+    """Forward-mode AD has no formula in fastrnn: it raises, also where nothing
+    requires a gradient (there the tangents were dropped without a word, a
+    zero derivative). Reverse mode, double backward included, works: see
+    test_double_backward.py."""
+    module, x = _module_and_input(cell)
+    tangent = torch.randn_like(x)
+    run = lambda x: module(x)[0]
+    with torch.set_grad_enabled(grad_mode), pytest.raises(
+            NotImplementedError, match="fastrnn: forward-mode AD .* is not supported"):
+        if how == "func_jvp":
+            torch.func.jvp(run, (x,), (tangent,))
+        else:
+            with torch.autograd.forward_ad.dual_level():
+                run(torch.autograd.forward_ad.make_dual(x, tangent))
+
+
 @pytest.mark.parametrize("cell", CELL_IDS + ["lstm_cell"])
 def test_torch_func_grad_is_refused(cell):
     """torch.func's reverse-mode transforms (grad, vjp, jacrev) refuse
