@@ -67,5 +67,5 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
         outputs[t] = h_new
     output = torch.cat(outputs)
     if padded_shape is not None:
-        output = output.view(*padded_shape[:-1], -1)
+        output = output.view(*padded_shape[:-1], output.shape[-1])  # -1: ambiguous at batch 0
     return output, h, c if cell == "lstm" else None

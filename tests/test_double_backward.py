@@ -220,8 +220,9 @@ def _cell_run(module, x, *states):
     return out if isinstance(out, tuple) else (out,)
 
 
-def _cell_inputs(cell, batched=True):
-    shape = (B,) if batched else ()
+def _cell_inputs(cell, batch):
+    """x [batch, 5] and the states [batch, 7]; batch None: unbatched."""
+    shape = () if batch is None else (batch,)
     x = torch.randn(*shape, 5, dtype=torch.float64)
     states = tuple(torch.randn(*shape, 7, dtype=torch.float64)
                    for _ in range(2 if cell == "lstm" else 1))
@@ -232,7 +233,7 @@ def _cell_inputs(cell, batched=True):
 @pytest.mark.parametrize("cell", list(CELL_KINDS))
 def test_gradgradcheck_cells(cell, batched):
     _, ours = cell_pair(cell)
-    x, states = _cell_inputs(cell, batched)
+    x, states = _cell_inputs(cell, B if batched else None)
     names = [n for n, _ in ours.named_parameters()]
     n = len(states)
     f = lambda x, *t: _cell_run(lambda *a: functional_call(ours, dict(zip(names, t[n:])), a),
@@ -241,11 +242,12 @@ def test_gradgradcheck_cells(cell, batched):
     assert torch.autograd.gradgradcheck(f, leaves)
 
 
+@pytest.mark.parametrize("batch", [B, 0], ids=["B3", "B0"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("cell", list(CELL_KINDS))
-def test_cells_second_order_matches_torch(cell, bias):
+def test_cells_second_order_matches_torch(cell, bias, batch):
     ref, ours = cell_pair(cell, bias=bias)
-    x, states = _cell_inputs(cell)
+    x, states = _cell_inputs(cell, batch)
     compare(_second_order(ours, _cell_run, x, states), _second_order(ref, _cell_run, x, states),
             **F64_TOL)
 
