@@ -8,10 +8,11 @@ w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 """
 
 import torch
+from torch.autograd import forward_ad
 from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
-from . import onnx_export
+from . import onnx_export, reference
 from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
 __all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
@@ -21,8 +22,11 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 
 
-# Autograd. setup_context keeps what the backward op takes; the workspace is an
-# output of the forward, saved rather than recomputed.
+# Autograd. setup_context saves every tensor argument of the forward op (the
+# caller's tensors themselves, no copies) and the workspace, an output of the
+# forward saved rather than recomputed. A first-order backward runs the fused
+# backward op, which reads input, weights and workspace; a backward that builds
+# a graph of its own (create_graph=True) needs the states and biases too.
 
 def _call(op, *args):
     """op(*args), below the autograd dispatch key where nothing can need a
@@ -36,80 +40,130 @@ def _call(op, *args):
         return op(*args)
 
 
-def _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, workspace, w_hr=None):
+def _setup_common(ctx, cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse,
+                  workspace, relu=False):
     # Outputs that got no gradient arrive as None, not as zeros: autograd
     # filled a zero gradient of the whole workspace on every training step (the
     # size of 7 outputs for an LSTM), and the backward op never reads it.
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(input, w_ih, w_hh, batch_sizes, workspace, w_hr)
-    ctx.state_shape = hx.shape
-    ctx.reverse = reverse
-    ctx.has_bias = b_ih is not None
+    # the same layout for every cell; None where the op has no such argument
+    # (cx, w_hr but for "lstm") or the caller passed none
+    ctx.save_for_backward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, workspace)
+    ctx.cell, ctx.reverse, ctx.relu = cell, reverse, relu
 
 
-def _grads_in(ctx, grad_output, grad_h_n):
-    """The saved tensors, with zeros for outputs that got no gradient."""
-    input, w_ih, w_hh, batch_sizes, workspace, _w_hr = ctx.saved_tensors
+def _gradients(ctx, grad_output, grad_h_n, grad_c_n=None):
+    """The gradients of (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr), None
+    where an argument is absent. With grad mode on (a backward with
+    create_graph=True) they are computed by differentiable operations, so
+    that they can be differentiated again; otherwise by the fused backward op."""
+    if torch.is_grad_enabled():
+        return _differentiable_gradients(ctx, grad_output, grad_h_n, grad_c_n)
+    return _FUSED_BACKWARD[ctx.cell](ctx, grad_output, grad_h_n, grad_c_n)
+
+
+def _differentiable_gradients(ctx, grad_output, grad_h_n, grad_c_n):
+    """The fused backward's gradients (equal to rounding) with a graph: the
+    reference recurrence re-run on the saved arguments, differentiated with
+    create_graph=True. The graph leads back to those arguments and to the
+    incoming gradients, as torch.nn's does, so gradient penalties and
+    Hessian-vector products are right. The reference loops over time steps in
+    small ops: slow, and only run when a graph is asked for."""
+    input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, _workspace = ctx.saved_tensors
+    arguments = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
+    wrt = [t for t in arguments if t is not None and t.requires_grad]
+    # in the saved dtypes, as the fused ops compute: autocast does not reach them
+    with torch.autocast(input.device.type, enabled=False):
+        results = reference.layer(ctx.cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes,
+                                  ctx.reverse, ctx.relu, w_hr)
+        pairs = [(r, g) for r, g in zip(results, (grad_output, grad_h_n, grad_c_n))
+                 if g is not None and r.requires_grad]
+        if not pairs or not wrt:
+            return (None,) * len(arguments)
+        found = iter(torch.autograd.grad([r for r, _ in pairs], wrt, [g for _, g in pairs],
+                                         create_graph=True, allow_unused=True))
+    return tuple(next(found) if t is not None and t.requires_grad else None for t in arguments)
+
+
+def _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh):
     if grad_output is None:
         grad_output = input.new_zeros((*input.shape[:-1], w_hh.shape[1]))
     if grad_h_n is None:
-        grad_h_n = input.new_zeros(ctx.state_shape)
-    return grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace
+        grad_h_n = torch.zeros_like(hx)
+    return grad_output, grad_h_n
 
 
-def _bias(ctx, grad_b_ih, grad_b_hh):
-    return (grad_b_ih, grad_b_hh) if ctx.has_bias else (None, None)
-
-
-def _rnn_setup(ctx, inputs, output):
-    input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training = inputs
-    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[2])
-    ctx.relu = relu
-
-
-def _rnn_backward(ctx, grad_output, grad_h_n, _grad_workspace):
-    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
-        ctx, grad_output, grad_h_n)
+def _fused_rnn(ctx, grad_output, grad_h_n, _grad_c_n):
+    input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
+    grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
     grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = _call(
         torch.ops.fastrnn.rnn_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
         batch_sizes, ctx.reverse, ctx.relu, workspace)
-    return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b, grad_b.clone()),
-            None, None, None, None)
+    grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
+    return grad_input, grad_hx, None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
+
+
+def _fused_gru(ctx, grad_output, grad_h_n, _grad_c_n):
+    input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
+    grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _call(
+        torch.ops.fastrnn.gru_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
+        batch_sizes, ctx.reverse, workspace)
+    if b_ih is None:
+        grad_b_ih = grad_b_hh = None
+    return grad_input, grad_hx, None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
+
+
+def _fused_lstm(ctx, grad_output, grad_h_n, grad_c_n):
+    input, hx, cx, w_ih, w_hh, b_ih, _, w_hr, batch_sizes, workspace = ctx.saved_tensors
+    if grad_c_n is None:
+        grad_c_n = torch.zeros_like(cx)
+    grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
+    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = _call(
+        torch.ops.fastrnn.lstm_backward.default, grad_output, grad_h_n, grad_c_n, input, w_ih,
+        w_hh, w_hr, batch_sizes, ctx.reverse, workspace)
+    grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
+    return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
+            None if w_hr is None else grad_w_hr)
+
+
+_FUSED_BACKWARD = {"rnn": _fused_rnn, "gru": _fused_gru, "lstm": _fused_lstm}
+
+
+# setup_context and backward of each forward op, in its schema's argument order
+
+def _rnn_setup(ctx, inputs, output):
+    input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training = inputs
+    _setup_common(ctx, "rnn", input, hx, None, w_ih, w_hh, b_ih, b_hh, None, batch_sizes,
+                  reverse, output[2], relu)
+
+
+def _rnn_backward(ctx, grad_output, grad_h_n, _grad_workspace):
+    grad_input, grad_hx, _, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, _ = _gradients(
+        ctx, grad_output, grad_h_n)
+    return grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None, None, None, None
 
 
 def _gru_setup(ctx, inputs, output):
     input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training = inputs
-    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[2])
+    _setup_common(ctx, "gru", input, hx, None, w_ih, w_hh, b_ih, b_hh, None, batch_sizes,
+                  reverse, output[2])
 
 
 def _gru_backward(ctx, grad_output, grad_h_n, _grad_workspace):
-    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
+    grad_input, grad_hx, _, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, _ = _gradients(
         ctx, grad_output, grad_h_n)
-    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _call(
-        torch.ops.fastrnn.gru_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
-        batch_sizes, ctx.reverse, workspace)
-    return (grad_input, grad_hx, grad_w_ih, grad_w_hh, *_bias(ctx, grad_b_ih, grad_b_hh),
-            None, None, None)
+    return grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None, None, None
 
 
 def _lstm_setup(ctx, inputs, output):
     input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training = inputs
-    _setup_common(ctx, input, hx, w_ih, w_hh, b_ih, batch_sizes, reverse, output[3], w_hr)
-    ctx.cell_shape = cx.shape
+    _setup_common(ctx, "lstm", input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes,
+                  reverse, output[3])
 
 
 def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
-    grad_output, grad_h_n, input, w_ih, w_hh, batch_sizes, workspace = _grads_in(
-        ctx, grad_output, grad_h_n)
-    w_hr = ctx.saved_tensors[-1]
-    if grad_c_n is None:
-        grad_c_n = input.new_zeros(ctx.cell_shape)
-    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = _call(
-        torch.ops.fastrnn.lstm_backward.default, grad_output, grad_h_n, grad_c_n, input, w_ih,
-        w_hh, w_hr, batch_sizes, ctx.reverse, workspace)
-    return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh,
-            *_bias(ctx, grad_b, grad_b.clone()), None if w_hr is None else grad_w_hr,
-            None, None, None)
+    return (*_gradients(ctx, grad_output, grad_h_n, grad_c_n), None, None, None)
 
 
 # cell -> (setup_context, backward) of its forward op's autograd
@@ -134,30 +188,27 @@ class _Eager(torch.autograd.Function):
     def forward(ctx, cell, *inputs):
         # grad mode is off here: the op runs below autograd
         output = _call(_FORWARD_OPS[cell], *inputs)
-        ctx.cell = cell
         _AUTOGRAD[cell][0](ctx, inputs, output)
         return output
 
     @staticmethod
     def backward(ctx, *grads):
-        with torch.no_grad():
-            result = _AUTOGRAD[ctx.cell][1](ctx, *grads)
-        if torch.is_grad_enabled():  # create_graph=True
-            result = _not_differentiable(result)
-        return (None, *result)
+        # grad mode, on in a backward with create_graph=True, picks the
+        # differentiable gradients (see _gradients)
+        return (None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
 
 
-def _not_differentiable(grads):
-    """grads, through a node that raises if they are differentiated: the
-    backward ops have no derivative of their own, and PyTorch's fallback
-    treated them as constants (a wrong second derivative, with a warning)."""
-    present = [g for g in grads if g is not None]
-    error = torch._C._functions.DelayedError(
-        b"fastrnn: double backward (differentiating a gradient computed with create_graph=True "
-        b"through fastrnn's RNN, LSTM or GRU) is not supported", len(present))
-    marked = error(*[g.detach().requires_grad_() for g in present])
-    marked = iter((marked,) if isinstance(marked, torch.Tensor) else marked)  # one: not a tuple
-    return tuple(None if g is None else next(marked) for g in grads)
+def _refuse_forward_ad(inputs):
+    """Forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd)
+    raises: the ops have no forward derivative, and run below autograd they
+    dropped the tangents without a word (a zero derivative)."""
+    if forward_ad._current_level < 0:  # no dual level: nothing can carry a tangent
+        return
+    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
+           for t in inputs):
+        raise NotImplementedError(
+            "fastrnn: forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd) is "
+            "not supported; reverse mode, double backward included, is")
 
 
 def _forward(cell, training, *inputs):
@@ -166,6 +217,7 @@ def _forward(cell, training, *inputs):
     # the op itself (an autograd.Function would be an opaque Python node)
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return _FORWARD_OPS[cell](*inputs)
+    _refuse_forward_ad(inputs)
     if training:
         return _Eager.apply(cell, *inputs)
     with torch._C._AutoDispatchBelowAutograd():  # nothing needs a gradient

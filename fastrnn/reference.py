@@ -1,6 +1,9 @@
 """Pure-PyTorch reference of each recurrence: one layer, one direction, a
 Python loop over time steps. Slow and short on purpose: the second oracle of
 the tests (besides torch.nn), with the same arguments as fastrnn.ops.layer.
+fastrnn.ops also differentiates it when a backward must build a graph
+(create_graph=True, for double backward): every step is differentiable ATen
+operations, twice differentiable as torch.nn's are.
 """
 
 import torch
@@ -64,5 +67,5 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
         outputs[t] = h_new
     output = torch.cat(outputs)
     if padded_shape is not None:
-        output = output.view(*padded_shape[:-1], -1)
+        output = output.view(*padded_shape[:-1], output.shape[-1])  # -1: ambiguous at batch 0
     return output, h, c if cell == "lstm" else None

@@ -424,25 +424,40 @@ def test_backward_through_inference_forward_is_refused():
         output.sum().backward()
 
 
-@pytest.mark.parametrize("cell", CELL_IDS + ["lstm_cell"])
-def test_double_backward_is_refused(cell):
-    """The backward ops have no derivative of their own. A gradient taken with
-    create_graph=True is right to first order, and differentiating it again
-    raises instead of treating fastrnn's backward as a constant (which gave a
-    wrong second derivative with only a warning)."""
-    torch.manual_seed(0)
+def _module_and_input(cell):
+    """A float64 module (fastrnn's, or an LSTMCell for "lstm_cell") and an input."""
     if cell == "lstm_cell":
-        ref, ours = torch.nn.LSTMCell(I, H), fastrnn.LSTMCell(I, H)
-        ours.load_state_dict(ref.state_dict())
-        x = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
-        ref, ours = ref.double(), ours.double()
-        run = lambda m: m(x)[0]
-    else:
-        ref, ours = make_pair(cell, I, H, num_layers=L)
-        x = torch.randn(5, B, I, dtype=torch.float64, requires_grad=True)
-        run = lambda m: m(x)[0]
-    (grad,) = torch.autograd.grad(run(ours).pow(2).sum(), x, create_graph=True)
-    (expected,) = torch.autograd.grad(run(ref).pow(2).sum(), x)
-    torch.testing.assert_close(grad.detach(), expected, rtol=1e-10, atol=1e-10)
-    with pytest.raises(RuntimeError, match="fastrnn: double backward"):
-        grad.pow(2).sum().backward()
+        return fastrnn.LSTMCell(I, H).double(), torch.randn(B, I, dtype=torch.float64)
+    return make_pair(cell, I, H, num_layers=L)[1], torch.randn(5, B, I, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["training", "no_grad"])
+@pytest.mark.parametrize("how", ["forward_ad", "func_jvp"])
+@pytest.mark.parametrize("cell", CELL_IDS + ["lstm_cell"])
+def test_forward_mode_ad_is_refused(cell, how, grad_mode):
+    """Forward-mode AD has no formula in fastrnn: it raises, also where nothing
+    requires a gradient (there the tangents were dropped without a word, a
+    zero derivative). Reverse mode, double backward included, works: see
+    test_double_backward.py."""
+    module, x = _module_and_input(cell)
+    tangent = torch.randn_like(x)
+    run = lambda x: module(x)[0]
+    with torch.set_grad_enabled(grad_mode), pytest.raises(
+            NotImplementedError, match="fastrnn: forward-mode AD .* is not supported"):
+        if how == "func_jvp":
+            torch.func.jvp(run, (x,), (tangent,))
+        else:
+            with torch.autograd.forward_ad.dual_level():
+                run(torch.autograd.forward_ad.make_dual(x, tangent))
+
+
+@pytest.mark.parametrize("cell", CELL_IDS + ["lstm_cell"])
+def test_torch_func_grad_is_refused(cell):
+    """torch.func's reverse-mode transforms (grad, vjp, jacrev) refuse
+    fastrnn's autograd.Function (PyTorch's own error: it has no
+    setup_context), rather than give a wrong answer. torch.autograd.grad,
+    create_graph=True included, is the supported way: see
+    test_double_backward.py."""
+    module, x = _module_and_input(cell)
+    with pytest.raises(RuntimeError, match="functorch transforms"):
+        torch.func.grad(lambda x: module(x)[0].pow(2).sum())(x)
