@@ -26,6 +26,16 @@ def _rows(input):
     return input.shape[0] if input.dim() == 2 else input.shape[0] * input.shape[1]
 
 
+def _check_devices(cell, input, **tensors):
+    """The CPU kernels check that every tensor is on the input's device. A
+    meta tensor among CPU ones sends the call to the fake kernel instead,
+    which would hand back empty tensors (on the input's device) unchecked."""
+    for name, t in tensors.items():
+        if t is not None and t.device != input.device:
+            raise RuntimeError(f"fastrnn.{cell}_forward: {name}: expected device {input.device} "
+                               f"(the input's), got {t.device}")
+
+
 def _fake_forward(cell, input, hx, w_hh, training, projected=False):
     # w_hh: [G * H, P], P = H without projection
     hidden, features = w_hh.shape[0] // GATES[cell], w_hh.shape[1]
@@ -37,16 +47,20 @@ def _fake_forward(cell, input, hx, w_hh, training, projected=False):
 
 @torch.library.register_fake("fastrnn::rnn_forward")
 def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training):
+    _check_devices("rnn", input, hx=hx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     return _fake_forward("rnn", input, hx, w_hh, training)
 
 
 @torch.library.register_fake("fastrnn::gru_forward")
 def _(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training):
+    _check_devices("gru", input, hx=hx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     return _fake_forward("gru", input, hx, w_hh, training)
 
 
 @torch.library.register_fake("fastrnn::lstm_forward")
 def _(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training):
+    _check_devices("lstm", input, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                   w_hr=w_hr)
     output, h_n, workspace = _fake_forward("lstm", input, hx, w_hh, training, w_hr is not None)
     return output, h_n, cx.new_empty(cx.shape), workspace
 
