@@ -15,6 +15,8 @@ torch.nn's result is never used, and a call that fastrnn accepts pays
 nothing: this runs only after a refusal.
 """
 
+import warnings
+
 import torch
 
 __all__ = ["raise_like_torch"]
@@ -27,7 +29,9 @@ def raise_like_torch(error, torch_forward, module, *args):
     a traceback shows fastrnn's error above torch.nn's."""
     if torch.compiler.is_compiling():  # traced graphs keep fastrnn's words
         raise error
-    # torch.nn's dropout between layers would draw from the RNG
-    with torch.random.fork_rng(devices=[]):
+    # torch.nn's dropout between layers would draw from the RNG, and its
+    # warnings would be about a run the caller did not ask for
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch_forward(module, *args)  # what it raises propagates
     raise error

@@ -17,6 +17,8 @@ torch.nn raises, fastrnn raises the same; where torch.nn computes something
 from arguments it should refuse, fastrnn refuses them (STRICTER below).
 """
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -656,3 +658,19 @@ def test_refusal_leaves_the_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     ref(input)  # torch.nn's forward did draw
     assert not torch.equal(torch.get_rng_state(), state)
+
+
+def test_refusal_shows_no_torch_warning():
+    """torch.nn's forward of an LSTM with proj_size warns that oneDNN does not
+    run it; run to find torch.nn's exception, it warns nothing."""
+    _, ours = _module_pair("lstm_proj")
+    warn_always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # a warning once per process would hide on a rerun
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(RuntimeError):
+                ours(x(T, B, I), _hx("lstm_proj", dtype=f64))
+    finally:
+        torch.set_warn_always(warn_always)
+    assert not caught, [str(w.message) for w in caught]
