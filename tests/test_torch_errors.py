@@ -592,6 +592,26 @@ def test_packed_lstm_unsorted_reads_two_states_as_torch():
     compare(_outputs(ours(packed, hx)), _outputs(ref(packed, hx)), atol=1e-6, rtol=1e-6)
 
 
+ZERO_SIZE_FLOAT32 = pytest.mark.xfail(
+    raises=MemoryError, strict=True,
+    reason="fastrnn's float32 ops fail to allocate (std::bad_alloc) for input_size or "
+           "hidden_size 0, where torch.nn's cells compute (float64 does)")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, pytest.param(torch.float32,
+                                                               marks=ZERO_SIZE_FLOAT32)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("sizes", [(CI, 0), (0, CH)], ids=["hidden_size 0", "input_size 0"])
+@pytest.mark.parametrize("kind", CELLS)
+def test_cell_zero_sizes_as_torch(kind, sizes, dtype):
+    torch_cls, fast_cls, extra = CELLS[kind]
+    ref = torch_cls(*sizes, **extra).to(dtype)
+    ours = fast_cls(*sizes, **extra).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    input = x(CB, sizes[0], dtype=dtype)
+    compare(_outputs(ours(input)), _outputs(ref(input)), atol=1e-6, rtol=1e-6)
+
+
 # --- STRICTER: torch.nn computes something, fastrnn refuses --------------------------------
 
 # label -> (modules or cells, mutate(module) or None, call(module, kind),
