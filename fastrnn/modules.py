@@ -1,5 +1,6 @@
 """fastrnn.RNN, fastrnn.LSTM and fastrnn.GRU: torch.nn's constructors,
-parameters, forward signatures and outputs, computed by fastrnn's fused ops.
+parameters, forward signatures, outputs and exceptions (fastrnn/torch_errors.py),
+computed by fastrnn's fused ops.
 
 They subclass torch.nn.RNNBase, as torch.nn's own classes do, so parameter
 names, shapes, initialisation, state_dict and repr are torch.nn's. They are

@@ -10,9 +10,11 @@ suites match on those exceptions. So when fastrnn refuses a call, the same
 call goes to torch.nn's forward on the same module, and whatever torch.nn
 raises is raised. Where torch.nn accepts the call, fastrnn's own error
 stands: there fastrnn is stricter than torch.nn, which computes something
-from arguments it should have refused (the README lists these cases).
+from arguments fastrnn does not take (a broadcast bias, batch_sizes that
+do not cover the data, mixed dtypes it promotes; the README lists them).
 torch.nn's result is never used, and a call that fastrnn accepts pays
-nothing: this runs only after a refusal.
+nothing: this runs only after a refusal. Under torch.compile the traced
+graph keeps fastrnn's own errors.
 """
 
 import warnings
