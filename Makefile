@@ -23,7 +23,7 @@ setup: build
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" numpy ninja pybind11 setuptools wheel \
-	    pytest pytest-benchmark tqdm matplotlib cmake music21
+	    pytest pytest-benchmark expecttest tqdm matplotlib cmake music21
 	$(PY) -m pip install -q onnx onnxscript onnxruntime   # tests/test_export.py: torch.onnx.export, run by onnxruntime
 	touch $(STAMP)
 

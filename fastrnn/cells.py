@@ -1,7 +1,7 @@
 """fastrnn.RNNCell, fastrnn.LSTMCell and fastrnn.GRUCell: torch.nn's cells
-(constructor, parameters, call signature, outputs), one step of fastrnn's
-fused op per call: the layer op run for a single time step (one input GEMM,
-one recurrent GEMM, one fused pointwise pass; backward likewise).
+(constructor, parameters, call signature, outputs, exceptions), one step of
+fastrnn's fused op per call: the layer op run for a single time step (one
+input GEMM, one recurrent GEMM, one fused pointwise pass; backward likewise).
 
 They subclass torch.nn.RNNCellBase, as torch.nn's own cells do.
 """
@@ -10,42 +10,40 @@ import torch
 from torch import nn
 
 from . import ops
+from .torch_errors import raise_like_torch
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 
 
 class _FastCellBase(nn.RNNCellBase):
     _cell = ""  # "rnn", "lstm" or "gru"
+    _torch_class = None  # the torch.nn cell this one replaces
 
-    def _step(self, input, states, relu=False):
-        """input [B, I], states ([B, H],) or ([B, H], [B, H]); returns h, c."""
-        # RuntimeError, as torch.nn's kernels raise (ops.layer would raise a
-        # TypeError for integer input)
-        if input.dtype != self.weight_ih.dtype:
-            raise RuntimeError(f"input dtype ({input.dtype}) does not match weight dtype "
-                               f"({self.weight_ih.dtype})")
-        for i, s in enumerate(states):
-            if s.dtype != input.dtype:
-                raise RuntimeError(f"hx[{i}] dtype ({s.dtype}) does not match input dtype "
-                                   f"({input.dtype})")
-        output, h, c = ops.layer(self._cell, input.unsqueeze(0), states[0],
-                                 states[1] if len(states) > 1 else None, self.weight_ih,
-                                 self.weight_hh, self.bias_ih, self.bias_hh, relu=relu)
+    def forward(self, input, hx=None):
+        try:
+            return self._forward(input, hx)
+        except Exception as error:  # torch.nn's exception instead, where it raises one
+            raise_like_torch(error, self._torch_class.forward, self, input, hx)
+
+    def _step(self, input, h, c=None, relu=False):
+        """input [B, I], h [B, H] (and c [B, H] for lstm); returns h, c."""
+        _, h, c = ops.layer(self._cell, input.unsqueeze(0), h, c, self.weight_ih, self.weight_hh,
+                            self.bias_ih, self.bias_hh, relu=relu)
         return h, c
 
-    def _check_dims(self, input, states):
+    def _batched(self, input, states, count):
+        """Whether input is batched, then input and the first `count` states
+        batched, zeros for states not given (None). Every state's dims are
+        checked, as torch.nn checks them."""
         name = type(self).__name__
         if input.dim() not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         for i, s in enumerate(states):
             if s is not None and s.dim() not in (1, 2):
-                what = "hidden" if len(states) == 1 else f"hx[{i}]"
+                what = "hidden" if count == 1 else f"hx[{i}]"
                 raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got {s.dim()}D instead")
-        return input.dim() == 2
-
-    def _prepare(self, input, states):
-        """Batched input and states, zeros where none were given."""
-        is_batched = self._check_dims(input, states)
+        is_batched = input.dim() == 2
+        states = states[:count]
         if not is_batched:
             input = input.unsqueeze(0)
             states = tuple(None if s is None else s.unsqueeze(0) for s in states)
@@ -58,17 +56,18 @@ class RNNCell(_FastCellBase):
     """Drop-in torch.nn.RNNCell (tanh or relu) on fastrnn's fused op."""
 
     _cell = "rnn"
+    _torch_class = nn.RNNCell
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None,
                  dtype=None):
         super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
-    def forward(self, input, hx=None):
-        is_batched, input, (hx,) = self._prepare(input, (hx,))
+    def _forward(self, input, hx):
+        is_batched, input, (hx,) = self._batched(input, (hx,), 1)
         if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        h, _ = self._step(input, (hx,), relu=self.nonlinearity == "relu")
+        h, _ = self._step(input, hx, relu=self.nonlinearity == "relu")
         return h if is_batched else h.squeeze(0)
 
 
@@ -76,13 +75,19 @@ class LSTMCell(_FastCellBase):
     """Drop-in torch.nn.LSTMCell on fastrnn's fused op."""
 
     _cell = "lstm"
+    _torch_class = nn.LSTMCell
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
-    def forward(self, input, hx=None):
-        is_batched, input, states = self._prepare(input, (None, None) if hx is None else tuple(hx))
-        h, c = self._step(input, states)
+    def _forward(self, input, hx):
+        states = (None, None) if hx is None else tuple(hx)
+        # batched, torch.nn's kernel takes exactly two tensors; unbatched, it
+        # reads hx[0] and hx[1] of whatever it is given
+        if input.dim() == 2 and (isinstance(hx, torch.Tensor) or len(states) != 2):
+            raise RuntimeError("LSTMCell: expected hx to be a tuple of two tensors (h_0, c_0)")
+        is_batched, input, (h, c) = self._batched(input, states, 2)
+        h, c = self._step(input, h, c)
         return (h, c) if is_batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -90,11 +95,12 @@ class GRUCell(_FastCellBase):
     """Drop-in torch.nn.GRUCell on fastrnn's fused op."""
 
     _cell = "gru"
+    _torch_class = nn.GRUCell
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
-    def forward(self, input, hx=None):
-        is_batched, input, (hx,) = self._prepare(input, (hx,))
-        h, _ = self._step(input, (hx,))
+    def _forward(self, input, hx):
+        is_batched, input, (hx,) = self._batched(input, (hx,), 1)
+        h, _ = self._step(input, hx)
         return h if is_batched else h.squeeze(0)

@@ -1,5 +1,6 @@
 """fastrnn.RNN, fastrnn.LSTM and fastrnn.GRU: torch.nn's constructors,
-parameters, forward signatures and outputs, computed by fastrnn's fused ops.
+parameters, forward signatures, outputs and exceptions (fastrnn/torch_errors.py),
+computed by fastrnn's fused ops.
 
 They subclass torch.nn.RNNBase, as torch.nn's own classes do, so parameter
 names, shapes, initialisation, state_dict and repr are torch.nn's. They are
@@ -13,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import ops
+from .torch_errors import raise_like_torch
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -25,6 +27,14 @@ def _stack(states):
 
 
 class _FastRNNBase(nn.RNNBase):
+    _torch_class = None  # the torch.nn class this one replaces
+
+    def forward(self, input, hx=None):
+        try:
+            return self._forward(input, hx)
+        except Exception as error:  # torch.nn's exception instead, where it raises one
+            raise_like_torch(error, self._torch_class.forward, self, input, hx)
+
     def _layer_weights(self, index):
         """ops.layer's weight arguments of one layer and direction (index =
         layer * D + d): w_ih, w_hh, b_ih, b_hh and w_hr, None where absent.
@@ -34,18 +44,12 @@ class _FastRNNBase(nn.RNNBase):
         b_ih, b_hh = params[2:] if self.bias else (None, None)
         return dict(w_ih=params[0], w_hh=params[1], b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
 
-    def _check_state(self, name, state, input):
-        # RuntimeError, as torch.nn's kernels raise for these.
-        if state.dtype != input.dtype:
-            raise RuntimeError(f"{name} dtype ({state.dtype}) does not match input dtype ({input.dtype})")
-        if state.device != input.device:
-            raise RuntimeError(f"{name} is on {state.device} but input is on {input.device}")
-
     def _run(self, input, hx, cx, batch_sizes):
         """input: [T, B, I] (batch_first already undone), or packed [N, I] with
         batch_sizes; hx: [L * D, B, P], cx: [L * D, B, H] (P = proj_size, or H).
         Each layer runs one fused op per direction; the reverse direction reads
-        each sequence from its own end."""
+        each sequence from its own end. The ops check the states' and weights'
+        dtypes and devices against the input's."""
         cell = _CELLS[self.mode]
         relu = self.mode == "RNN_RELU"
         directions = 2 if self.bidirectional else 1
@@ -73,12 +77,15 @@ class _FastRNNBase(nn.RNNBase):
         h0 = zeros(self.proj_size or self.hidden_size)
         return (h0, zeros(self.hidden_size)) if self.mode == "LSTM" else h0
 
-    def _check_states(self, hx, input):
-        if self.mode == "LSTM":
-            self._check_state("hx[0]", hx[0], input)
-            self._check_state("hx[1]", hx[1], input)
-        else:
-            self._check_state("hx", hx, input)
+    def _states(self, hx):
+        """h0, c0 (None but for an LSTM) of hx, the initial state in the
+        layout the kernels take."""
+        if self.mode != "LSTM":
+            return hx, None
+        # torch.nn's kernel takes a tuple of exactly two tensors
+        if isinstance(hx, torch.Tensor) or len(hx) != 2:
+            raise RuntimeError("LSTM: expected hx to be a tuple of two tensors (h_0, c_0)")
+        return hx
 
     def _forward_packed(self, packed, hx):
         input, batch_sizes, sorted_indices, unsorted_indices = packed
@@ -87,8 +94,7 @@ class _FastRNNBase(nn.RNNBase):
         else:  # the caller's order of sequences, sorted as the packed data is
             hx = self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(input, hx, batch_sizes)
-        self._check_states(hx, input)
-        h0, c0 = hx if self.mode == "LSTM" else (hx, None)
+        h0, c0 = self._states(hx)
         output, h_n, c_n = self._run(input, h0, c0, batch_sizes)
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
         return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
@@ -98,11 +104,9 @@ class _FastRNNBase(nn.RNNBase):
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         is_lstm = self.mode == "LSTM"
-        if input.dim() not in (2, 3):  # torch.nn's three wordings
-            what = {"LSTM": "LSTM", "GRU": "GRU"}.get(self.mode, "RNN")
-            tensor = " tensor" if self.mode.startswith("RNN") else ""
-            raise ValueError(
-                f"{what}: Expected input to be 2D or 3D, got {input.dim()}D{tensor} instead")
+        if input.dim() not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, "
+                             f"got {input.dim()}D instead")
         is_batched = input.dim() == 3
         batch_dim = 0 if self.batch_first else 1
         if not is_batched:
@@ -110,22 +114,18 @@ class _FastRNNBase(nn.RNNBase):
         if hx is None:
             hx = self._zero_state(input.size(batch_dim), input)
         else:
-            states = hx if is_lstm else (hx,)
+            # torch.nn.LSTM reads hx[0] and hx[1] here; more states are refused below
+            states = (hx[0], hx[1]) if is_lstm else (hx,)
             want = 3 if is_batched else 2
             if any(s.dim() != want for s in states):
                 kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                if is_lstm:
-                    raise RuntimeError(
-                        f"For {kind} input, hx and cx should also be {want}-D but got "
-                        f"({states[0].dim()}-D, {states[1].dim()}-D) tensors")
-                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got "
-                                   f"{states[0].dim()}-D tensor")
+                raise RuntimeError(f"For {kind} input, hx (and cx) should also be {want}-D, got "
+                                   f"{', '.join(f'{s.dim()}-D' for s in states)}")
             if not is_batched:
                 states = tuple(s.unsqueeze(1) for s in states)
-            hx = states if is_lstm else states[0]
+                hx = states if is_lstm else states[0]
         self.check_forward_args(input, hx, None)
-        self._check_states(hx, input)
-        h0, c0 = hx if is_lstm else (hx, None)
+        h0, c0 = self._states(hx)
 
         if self.batch_first:
             input = input.transpose(0, 1)
@@ -141,6 +141,8 @@ class _FastRNNBase(nn.RNNBase):
 
 class RNN(_FastRNNBase):
     """Drop-in torch.nn.RNN (tanh or relu) on fastrnn's fused kernels."""
+
+    _torch_class = nn.RNN
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
@@ -159,12 +161,11 @@ class RNN(_FastRNNBase):
                 f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(mode, *args, **kwargs)
 
-    def forward(self, input, hx=None):
-        return self._forward(input, hx)
-
 
 class LSTM(_FastRNNBase):
     """Drop-in torch.nn.LSTM on fastrnn's fused kernels."""
+
+    _torch_class = nn.LSTM
 
     def __init__(self, *args, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
@@ -175,17 +176,13 @@ class LSTM(_FastRNNBase):
     check_forward_args = nn.LSTM.check_forward_args
     permute_hidden = nn.LSTM.permute_hidden
 
-    def forward(self, input, hx=None):
-        return self._forward(input, hx)
-
 
 class GRU(_FastRNNBase):
     """Drop-in torch.nn.GRU on fastrnn's fused kernels."""
+
+    _torch_class = nn.GRU
 
     def __init__(self, *args, **kwargs):
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         super().__init__("GRU", *args, **kwargs)
-
-    def forward(self, input, hx=None):
-        return self._forward(input, hx)
