@@ -9,7 +9,7 @@ They subclass torch.nn.RNNCellBase, as torch.nn's own cells do.
 import torch
 from torch import nn
 
-from . import ops
+from . import ops, scripting
 from .torch_errors import raise_like_torch
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
@@ -18,6 +18,12 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 class _FastCellBase(nn.RNNCellBase):
     _cell = ""  # "rnn", "lstm" or "gru"
     _torch_class = None  # the torch.nn cell this one replaces
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles: a twin with a forward in the
+        TorchScript subset (scripting.py). A user's subclass, which may have a
+        forward of its own, is compiled as it is."""
+        return scripting.scriptable(self) if type(self) in (RNNCell, LSTMCell, GRUCell) else self
 
     def forward(self, input, hx=None):
         try:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from . import ops
+from . import ops, scripting
 from .torch_errors import raise_like_torch
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -28,6 +28,12 @@ def _stack(states):
 
 class _FastRNNBase(nn.RNNBase):
     _torch_class = None  # the torch.nn class this one replaces
+
+    def __prepare_scriptable__(self):
+        """What torch.jit.script compiles: a twin with a forward in the
+        TorchScript subset (scripting.py). A user's subclass, which may have a
+        forward of its own, is compiled as it is."""
+        return scripting.scriptable(self) if type(self) in (RNN, LSTM, GRU) else self
 
     def forward(self, input, hx=None):
         try:

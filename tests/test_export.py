@@ -3,6 +3,7 @@ torch.export, torch.onnx.export (run by onnxruntime), whole-model
 torch.save / torch.load(weights_only=True), and tensor-likes
 (__torch_function__) as input."""
 
+import copy
 import io
 import warnings
 
@@ -10,6 +11,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import fastrnn
 from conftest import CELLS, make_pair
@@ -74,6 +76,16 @@ def _fastrnn_ops(graph_nodes):
     return {n for n in graph_nodes if n.startswith("fastrnn")}
 
 
+def _kinds(graph):
+    """The kinds of every node of a TorchScript graph, in nested blocks too."""
+    kinds = set()
+    for node in graph.nodes():
+        kinds.add(node.kind())
+        for block in node.blocks():
+            kinds |= _kinds(block)
+    return kinds
+
+
 def _grads(model, x):
     x = x.detach().clone().requires_grad_(True)
     model.zero_grad(set_to_none=True)
@@ -91,7 +103,7 @@ def test_jit_trace_records_fastrnn_ops_and_trains(name, kwargs):
     torch.jit.save(traced, buffer)
     buffer.seek(0)
     loaded = torch.jit.load(buffer)
-    kinds = {n.kind() for n in loaded.inlined_graph.nodes()}
+    kinds = _kinds(loaded.inlined_graph)
     assert _fastrnn_ops(k.replace("::", ".") for k in kinds), kinds
     assert "prim::PythonOp" not in kinds
     x2 = torch.randn_like(x)
@@ -235,3 +247,94 @@ def test_tensor_like_input(name):
     for a, b in zip(flat(got), flat(expected)):
         assert isinstance(a, TensorLike) and isinstance(b, TensorLike)
         torch.testing.assert_close(a.data, b.data)
+
+
+def _scripted(model):
+    """torch.jit.script of model, saved and loaded again."""
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(model), buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
+
+
+@pytest.mark.parametrize("name,kwargs", ALL, ids=ALL_IDS)
+def test_jit_script_runs_fastrnn_ops_and_trains(name, kwargs):
+    """A scripted model with a fastrnn module calls fastrnn's ops, saves and
+    loads, and reproduces torch.nn's outputs and gradients (training, so
+    with dropout off; eval too)."""
+    ref, ours, x = _pair(name, kwargs)
+    scripted = _scripted(ours)
+    kinds = _kinds(scripted.inlined_graph)
+    assert _fastrnn_ops(k.replace("::", ".") for k in kinds), kinds
+    for g_ours, g_ref in zip(_grads(scripted, x), _grads(ref, x)):
+        torch.testing.assert_close(g_ours, g_ref)
+    scripted.eval()
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), ref(x))
+
+
+class _Packed(torch.nn.Module):
+    """Calls a recurrent module on a PackedSequence, in TorchScript (a
+    scripted torch.nn or fastrnn module has only its overloads, no forward)."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x: PackedSequence) -> torch.Tensor:
+        return self.rnn(x)[0].data
+
+
+class _WithState(torch.nn.Module):
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        out, h_n = self.rnn(x, h)
+        return torch.cat([out.flatten(), h_n.flatten()])
+
+
+class _LSTMWithState(_WithState):
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        out, (h_n, c_n) = self.rnn(x, (h, h * 2))
+        return torch.cat([out.flatten(), h_n.flatten(), c_n.flatten()])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_jit_script_packed_unbatched_states_low_precision(cell):
+    """The scripted module's other call forms: PackedSequence (unsorted),
+    unbatched input with and without initial states, bfloat16."""
+    ref, ours = make_pair(cell, I, H, dtype=torch.float64, num_layers=2, bidirectional=True)
+    sequences = [torch.randn(n, I, dtype=torch.float64) for n in (3, 5, 1)]
+    packed = pack_sequence(sequences, enforce_sorted=False)
+    with_state = _LSTMWithState if cell == "lstm" else _WithState
+    h0 = torch.randn(4, H, dtype=torch.float64)
+    for wrap, args in [(_Packed, (packed,)), (Head, (sequences[1],)),
+                       (with_state, (sequences[1], h0))]:
+        expected = wrap(ref)
+        ours_wrapped = wrap(ours)
+        if isinstance(expected, Head):
+            ours_wrapped.linear.load_state_dict(expected.linear.state_dict())
+            expected, ours_wrapped = expected.double(), ours_wrapped.double()
+        torch.testing.assert_close(_scripted(ours_wrapped)(*args), expected(*args),
+                                   rtol=1e-10, atol=1e-10)
+    low = Head(copy.deepcopy(ours)).bfloat16()
+    x = sequences[1].bfloat16()
+    got = _scripted(low)(x)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, low(x), rtol=0, atol=0)
+
+
+def test_jit_script_of_a_subclass_compiles_its_own_forward():
+    """A user's subclass may have a forward of its own: it is compiled as
+    written, not replaced by fastrnn's twin."""
+
+    class Doubled(fastrnn.GRU):
+        def forward(self, input: torch.Tensor) -> torch.Tensor:
+            return input * 2
+
+    scripted = torch.jit.script(Doubled(I, H))
+    x = torch.randn(T, B, I)
+    torch.testing.assert_close(scripted(x), x * 2)
