@@ -446,3 +446,27 @@ def test_torch_func_grad_is_refused(cell):
     module, x = _module_and_input(cell)
     with pytest.raises(RuntimeError, match="functorch transforms"):
         torch.func.grad(lambda x: module(x)[0].pow(2).sum())(x)
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"])
+def test_meta_parameters_with_cpu_input_raise_like_torch(name, grad):
+    """Weights on the meta device and input on the CPU: torch.nn raises; fastrnn
+    returned uninitialised memory (its fake kernel answered for real data)."""
+    ref, ours = getattr(torch.nn, name)(I, H), getattr(fastrnn, name)(I, H)
+    ref.to("meta")
+    ours.to("meta")
+    x = torch.randn(T_OP, B, I) if "Cell" not in name else torch.randn(B, I)
+    with torch.set_grad_enabled(grad):
+        with pytest.raises(RuntimeError) as theirs:
+            ref(x)
+        with pytest.raises(RuntimeError) as got:
+            ours(x)
+    assert str(got.value) == str(theirs.value)
+
+
+def test_one_meta_parameter_is_refused():
+    ours = fastrnn.LSTM(I, H)
+    ours.weight_hh_l0 = torch.nn.Parameter(torch.empty(4 * H, H, device="meta"))
+    with pytest.raises(RuntimeError, match="not at the same device"):
+        ours(torch.randn(T_OP, B, I))
