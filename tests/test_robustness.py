@@ -1,0 +1,265 @@
+"""fastrnn on the inputs where a fused kernel most easily goes wrong, against
+torch.nn and against itself:
+
+1. Memory layout. Every tensor argument of every op (forward and backward),
+   as a strided, transposed, expanded or offset view, gives bit for bit the
+   result of its contiguous copy, and no argument is written to; through the
+   modules, such views (and non-contiguous parameters and upstream
+   gradients) agree with torch.nn. Tensors of other layouts (sparse, mkldnn)
+   and a non-contiguous batch_sizes are refused with a RuntimeError.
+"""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import PackedSequence
+
+import fastrnn
+from conftest import compare, make_inputs, make_pair
+from fastrnn import ops
+
+F64_TOL = dict(atol=1e-10, rtol=1e-10)
+
+# op kind -> (cell of ops.GATES, relu, with a projection w_hr)
+OP_KINDS = {"rnn_tanh": ("rnn", False, False), "rnn_relu": ("rnn", True, False),
+            "lstm": ("lstm", False, False), "lstm_proj": ("lstm", False, True),
+            "gru": ("gru", False, False)}
+# module kind -> (conftest.CELLS key, extra constructor arguments)
+MODULE_KINDS = {"rnn_tanh": ("rnn_tanh", {}), "rnn_relu": ("rnn_relu", {}), "lstm": ("lstm", {}),
+                "lstm_proj": ("lstm", {"proj_size": 2}), "gru": ("gru", {})}
+
+
+# --- 1. memory layout ----------------------------------------------------------------------
+
+def forward_op_args(kind, packed, dtype=torch.float64, B=3, I=4, H=5):
+    """(forward op, its keyword arguments): 3 steps of B = 3 sequences, packed
+    with batch sizes [3, 2, 2] or padded."""
+    cell, relu, projected = OP_KINDS[kind]
+    G, P = ops.GATES[cell], 2 if projected else H
+    batch_sizes = torch.tensor([3, 2, 2]) if packed else None
+    randn = lambda *shape: torch.randn(*shape, dtype=dtype)
+    args = dict(input=randn(7, I) if packed else randn(3, B, I), hx=randn(B, P))
+    if cell == "lstm":
+        args["cx"] = randn(B, H)
+    args.update(w_ih=randn(G * H, I), w_hh=randn(G * H, P), b_ih=randn(G * H), b_hh=randn(G * H))
+    if cell == "lstm":
+        args["w_hr"] = randn(P, H) if projected else None
+    args.update(batch_sizes=batch_sizes, reverse=False)
+    if cell == "rnn":
+        args["relu"] = relu
+    args["training"] = True
+    return getattr(torch.ops.fastrnn, f"{cell}_forward").default, args
+
+
+def backward_op_args(kind, packed, dtype=torch.float64):
+    """(backward op, its keyword arguments), for the workspace of a forward."""
+    cell, relu, _ = OP_KINDS[kind]
+    forward, f = forward_op_args(kind, packed, dtype)
+    outputs = forward(**f)
+    args = dict(grad_output=torch.randn_like(outputs[0]), grad_h_n=torch.randn_like(outputs[1]))
+    if cell == "lstm":
+        args["grad_c_n"] = torch.randn_like(outputs[2])
+    args.update(input=f["input"], w_ih=f["w_ih"], w_hh=f["w_hh"])
+    if cell == "lstm":
+        args["w_hr"] = f["w_hr"]
+    args.update(batch_sizes=f["batch_sizes"], reverse=False)
+    if cell == "rnn":
+        args["relu"] = relu
+    args["workspace"] = outputs[-1]
+    return getattr(torch.ops.fastrnn, f"{cell}_backward").default, args
+
+
+def op_args(kind, packed, direction, dtype=torch.float64):
+    make = forward_op_args if direction == "forward" else backward_op_args
+    return make(kind, packed, dtype)
+
+
+def strided(t):
+    """t's values, every element 2 apart in memory."""
+    buffer = t.new_zeros(*t.shape, 2)
+    buffer[..., 0] = t
+    return buffer[..., 0]
+
+
+def transposed(t):
+    """t's values with its dimensions in reverse order in memory."""
+    if t.dim() < 2:
+        return None
+    dims = list(reversed(range(t.dim())))
+    return t.permute(dims).contiguous().permute(dims)
+
+
+def expanded(t):
+    """t's first slice, broadcast (stride 0) over the first dimension."""
+    return t[:1].expand_as(t) if t.dim() > 0 and t.shape[0] > 1 else None
+
+
+def offset(t):
+    """t's values, contiguous, but not at the start of their storage."""
+    buffer = t.new_zeros(t.numel() + 3)
+    buffer[3:] = t.flatten()
+    return buffer[3:].view(t.shape)
+
+
+VIEWS = {"strided": strided, "transposed": transposed, "expanded": expanded, "offset": offset}
+
+
+def tensor_args(args):
+    return {k: v for k, v in args.items() if isinstance(v, torch.Tensor) and k != "batch_sizes"}
+
+
+def same_outputs(a, b):
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("kind", list(OP_KINDS))
+def test_op_argument_views_give_the_contiguous_result(kind, packed, direction):
+    """Each tensor argument in turn as each view: the op's outputs equal those
+    of the same values contiguous, bit for bit, and no argument changes."""
+    op, args = op_args(kind, packed, direction)
+    bad = []
+    for name, t in tensor_args(args).items():
+        for view_name, make_view in VIEWS.items():
+            view = make_view(t)
+            if view is None:
+                continue
+            assert view_name == "offset" or t.numel() <= 1 or not view.is_contiguous(), name
+            with_view = dict(args, **{name: view})
+            before = {k: v.clone() for k, v in tensor_args(with_view).items()}
+            got = op(**with_view)
+            expected = op(**dict(args, **{name: view.contiguous()}))
+            if not same_outputs(got, expected):
+                bad.append(f"{name} {view_name}: outputs differ from the contiguous copy's")
+            changed = [k for k, v in tensor_args(with_view).items() if not torch.equal(v, before[k])]
+            if changed:
+                bad.append(f"{name} {view_name}: the op wrote into {changed}")
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("kind", list(OP_KINDS))
+def test_op_batch_sizes_must_be_contiguous(kind, direction):
+    """batch_sizes is read as raw memory, as torch.nn does: an offset view
+    (contiguous) works, a strided or expanded one is refused, never misread."""
+    op, args = op_args(kind, True, direction)
+    expected = op(**args)
+    assert same_outputs(op(**dict(args, batch_sizes=offset(args["batch_sizes"]))), expected)
+    for view in (strided(args["batch_sizes"]),
+                 torch.tensor([3, 9, 2, 9, 2, 9])[::2],  # the same values [3, 2, 2]
+                 torch.tensor([3]).expand(3)):
+        with pytest.raises(RuntimeError, match="batch_sizes: expected a contiguous tensor"):
+            op(**dict(args, batch_sizes=view))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_relu"])
+def test_module_non_contiguous_batch_sizes_raises_like_torch(kind):
+    """The issue's case: torch.nn reads a non-contiguous batch_sizes' memory as
+    if it were contiguous ([3, 9, 2] here) and raises a RuntimeError; so does
+    fastrnn (instead of corrupting the heap), for expanded ones too (where
+    torch.nn reads past the storage)."""
+    ref, ours = make_pair(MODULE_KINDS[kind][0], 4, 5)
+    data = torch.randn(6, 4, dtype=torch.float64)
+    packed = PackedSequence(data, torch.tensor([3, 9, 2, 9, 1, 9])[::2])
+    with pytest.raises(RuntimeError):
+        ref(packed)
+    with pytest.raises(RuntimeError, match="batch_sizes: expected a contiguous tensor"):
+        ours(packed)
+    with pytest.raises(RuntimeError, match="batch_sizes: expected a contiguous tensor"):
+        ours(PackedSequence(data, torch.tensor([2]).expand(3)))
+
+
+def run_with_grads(module, x, hx, grads):
+    """module(x, hx), then autograd.backward of the outputs with `grads` (as
+    given: views stay views); returns outputs and gradients by name."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    states = tuple(s.detach().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,)))
+    output, final = module(x, states if len(states) == 2 else states[0])
+    finals = final if isinstance(final, tuple) else (final,)
+    torch.autograd.backward((output, *finals), grads)
+    result = {"output": output.detach(), "grad_input": x.grad}
+    result.update((f"final{i}", f.detach()) for i, f in enumerate(finals))
+    result.update((f"grad_state{i}", s.grad) for i, s in enumerate(states))
+    result.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
+    return result
+
+
+@pytest.mark.parametrize("kind", list(MODULE_KINDS))
+def test_module_views_match_torch(kind):
+    """Through the modules: a strided input, an expanded h0 (the
+    zeros(1, 1, H).expand(...) idiom), transposed parameters, and strided or
+    expanded upstream gradients (as sum().backward() sends), against torch.nn
+    on the same values."""
+    cell, extra = MODULE_KINDS[kind]
+    ref, ours = make_pair(cell, 4, 6, num_layers=2, bidirectional=True, **extra)
+    x, hx, upstream = make_inputs(ref, 5, 3, torch.float64)
+    for p in ours.parameters():  # the same values, non-contiguous
+        p.data = transposed(p.data) if p.dim() == 2 else strided(p.data)
+    x = strided(x)
+    states = hx if isinstance(hx, tuple) else (hx,)
+    states = (states[0][:, :1].expand_as(states[0]),) + tuple(strided(s) for s in states[1:])
+    hx = states if kind.startswith("lstm") else states[0]
+    grads = [strided(upstream["output"]), upstream["h_n"][:, :1].expand_as(upstream["h_n"])]
+    if "c_n" in upstream:
+        grads.append(transposed(upstream["c_n"]))
+    compare(run_with_grads(ours, x, hx, grads), run_with_grads(ref, x, hx, grads), **F64_TOL)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_module_packed_strided_data_matches_torch(kind):
+    """A PackedSequence made directly from a strided data tensor."""
+    ref, ours = make_pair(MODULE_KINDS[kind][0], 4, 6)
+    data = strided(torch.randn(7, 4, dtype=torch.float64))
+    batch_sizes = torch.tensor([3, 2, 2])
+
+    def run(module):
+        d = data.detach().requires_grad_(True)
+        output, _ = module(PackedSequence(d, batch_sizes))
+        (output.data * torch.arange(output.data.numel()).view_as(output.data)).sum().backward()
+        return {"output": output.data.detach(), "grad_data": d.grad,
+                **{n: p.grad for n, p in module.named_parameters()}}
+
+    compare(run(ours), run(ref), **F64_TOL)
+
+
+def other_layouts(t):
+    """t as tensors of other layouts: name -> tensor."""
+    out = {"sparse_coo": t.to_sparse()}
+    if t.dim() == 2:
+        out["sparse_csr"] = t.to_sparse_csr()
+    if t.dtype == torch.float32:
+        out["mkldnn"] = t.to_mkldnn()
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("kind", ["lstm_proj", "gru", "rnn_tanh"])
+def test_op_other_layouts_raise_naming_the_argument(kind, direction):
+    op, args = op_args(kind, True, direction, dtype=torch.float32)
+    for name, t in tensor_args(args).items():
+        for layout, other in other_layouts(t).items():
+            with pytest.raises(RuntimeError, match=f"{name}: expected a strided"):
+                op(**dict(args, **{name: other}))
+    with pytest.raises(RuntimeError, match="batch_sizes: expected a 1-D int64 CPU tensor"):
+        op(**dict(args, batch_sizes=args["batch_sizes"].to_sparse()))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_module_sparse_arguments_raise(kind):
+    """A sparse input raises in torch.nn too. torch.nn computes with a sparse
+    h0; fastrnn's kernels read strided memory only, and refuse it by name."""
+    ref, ours = make_pair(MODULE_KINDS[kind][0], 4, 6, dtype=torch.float32)
+    x = torch.randn(3, 2, 4)
+    with pytest.raises(RuntimeError):
+        ref(x.to_sparse())
+    with pytest.raises(RuntimeError, match="input: expected a strided"):
+        ours(x.to_sparse())
+    h0 = torch.randn(1, 2, 6).to_sparse()
+    hx = (h0, torch.randn(1, 2, 6)) if kind == "lstm" else h0
+    with pytest.raises(RuntimeError, match="hx: expected a strided"):
+        ours(x, hx)
+    cell = fastrnn.LSTMCell(4, 6) if kind == "lstm" else fastrnn.GRUCell(4, 6)
+    with pytest.raises(RuntimeError, match="input: expected a strided"):
+        cell(torch.randn(2, 4).to_sparse())
