@@ -7,6 +7,9 @@ torch.nn and against itself:
    modules, such views (and non-contiguous parameters and upstream
    gradients) agree with torch.nn. Tensors of other layouts (sparse, mkldnn)
    and a non-contiguous batch_sizes are refused with a RuntimeError.
+2. NaN and Inf. With one NaN, +Inf or -Inf in the input, a state, one element
+   of a weight or bias, or the upstream gradient, the NaN / +Inf / -Inf
+   masks of the output, the final states and every gradient are torch.nn's.
 """
 
 import pytest
@@ -14,7 +17,8 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 import fastrnn
-from conftest import compare, make_inputs, make_pair
+from conftest import (cast_inputs, cast_module, compare, forward_backward, make_inputs,
+                      make_pair, packed_forward_backward)
 from fastrnn import ops
 
 F64_TOL = dict(atol=1e-10, rtol=1e-10)
@@ -263,3 +267,216 @@ def test_module_sparse_arguments_raise(kind):
     cell = fastrnn.LSTMCell(4, 6) if kind == "lstm" else fastrnn.GRUCell(4, 6)
     with pytest.raises(RuntimeError, match="input: expected a strided"):
         cell(torch.randn(2, 4).to_sparse())
+
+
+# --- 2. NaN and Inf ------------------------------------------------------------------------
+#
+# Each case puts one non-finite value in one place and compares where the
+# results are NaN, +Inf and -Inf with torch.nn's. The reference is torch.nn in
+# float64 on the same (float32-rounded) values, also for fastrnn's float32:
+# torch.nn's float32 picks its path per CPU (its float32 LSTM runs oneDNN where
+# oneDNN supports the CPU), while its float64 always runs ATen's native cell
+# code under autograd, the definition of the pattern. For the cells whose
+# float32 path is that same native code (RNN, GRU), fastrnn's float32 is also
+# compared with torch.nn's float32.
+
+VALUES = {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf")}
+DTYPES = {"f64": torch.float64, "f32": torch.float32}
+SIZES = {"small": dict(T=3, B=2, I=3, H=4),
+         # float32: gates wider than one GEMM block (LSTM 4 * 72 columns), packed panels
+         "wide": dict(T=3, B=5, I=20, H=72),
+         "packed": dict(T=3, B=3, I=3, H=4)}
+
+
+def masks(results):
+    return {k: (v.isnan(), v.isposinf(), v.isneginf()) for k, v in results.items()}
+
+
+def pattern_differences(ours, ref):
+    bad = []
+    m_ours, m_ref = masks(ours), masks(ref)
+    assert m_ours.keys() == m_ref.keys()
+    for k in m_ref:
+        for what, a, b in zip(("NaN", "+Inf", "-Inf"), m_ours[k], m_ref[k]):
+            if not torch.equal(a, b):
+                bad.append(f"{k}: {what} in {int(a.sum())} elements, torch.nn {int(b.sum())}, "
+                           f"{int((a ^ b).sum())} differ")
+    return bad
+
+
+def module_places(module, gates, all_gates):
+    """Where one value goes: the input, the initial states, one element per
+    gate (or of the first and last gate) of every weight and bias of the first
+    layer and direction (and one of each other layer and direction), and the
+    upstream gradients."""
+    places = ["input", "h0"] + (["c0"] if module.mode == "LSTM" else [])
+    for name, p in module.named_parameters():
+        first = name.endswith("_l0")
+        rows = p.shape[0] // (1 if "weight_hr" in name else gates)
+        chosen = range(gates) if all_gates else (0, gates - 1)
+        for g in (chosen if first and "weight_hr" not in name else (0,)):
+            places.append(("param", name, g * rows + rows // 2))
+    places += ["grad_output", "grad_h_n"] + (["grad_c_n"] if module.mode == "LSTM" else [])
+    return places
+
+
+def poison(place, value, module, x, hx, upstream):
+    """Copies of the arguments with `value` at `place` (module: in place)."""
+    x = x.clone()
+    hx = tuple(s.clone() for s in hx) if isinstance(hx, tuple) else hx.clone()
+    upstream = {k: v.clone() for k, v in upstream.items()}
+    states = hx if isinstance(hx, tuple) else (hx,)
+    middle = lambda t: tuple(s // 2 for s in t.shape)
+    if place == "input":
+        x[middle(x)] = value
+    elif place in ("h0", "c0"):
+        states[place == "c0"][middle(states[0])] = value
+    elif place in ("grad_output", "grad_h_n", "grad_c_n"):
+        u = upstream[place[5:]]
+        u[middle(u)] = value
+    else:
+        _, name, row = place
+        with torch.no_grad():
+            p = dict(module.named_parameters())[name]
+            p[(row, p.shape[1] // 2) if p.dim() == 2 else row] = value
+    return x, hx, upstream
+
+
+def check_module_patterns(kind, dtype, size, places=None, packed_lengths=None, **module_args):
+    cell, extra = MODULE_KINDS[kind]
+    s = SIZES[size]
+    ref64, ours64 = make_pair(cell, s["I"], s["H"], **extra, **module_args)
+    x64, hx64, up64 = make_inputs(ref64, s["T"], s["B"], torch.float64)
+    gates = ops.GATES[OP_KINDS[kind][0]]
+    run = ((lambda m, x, hx, u: packed_forward_backward(m, x, packed_lengths, False, hx, u))
+           if packed_lengths else forward_backward)
+    bad = []
+    for place in places or module_places(ref64, gates, all_gates=size == "small"):
+        for value_name, value in VALUES.items():
+            ref = cast_module(ref64, dtype)
+            x, hx, up = poison(place, value, ref, *cast_inputs(x64, hx64, up64, dtype))
+            ours = cast_module(ours64, dtype)
+            ours.load_state_dict(ref.state_dict())
+            got = run(ours, x, hx, up)
+            refs = {"torch.nn float64": run(cast_module(ref, torch.float64),
+                                            *cast_inputs(x, hx, up, torch.float64))}
+            if dtype == torch.float32 and cell != "lstm":
+                refs["torch.nn float32"] = run(ref, x, hx, up)
+            for ref_name, r in refs.items():
+                bad += [f"{place} = {value_name}, vs {ref_name}: {d}"
+                        for d in pattern_differences(got, r)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("dtype,size", [("f64", "small"), ("f32", "small"), ("f32", "wide")])
+@pytest.mark.parametrize("kind", list(MODULE_KINDS))
+def test_nonfinite_patterns_match_torch(kind, dtype, size):
+    check_module_patterns(kind, DTYPES[dtype], size)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("kind", list(MODULE_KINDS))
+def test_nonfinite_patterns_match_torch_packed_bidirectional(kind, dtype):
+    """Packed (unsorted lengths, one of them 1), two layers, both directions."""
+    places = ["input", "h0", "grad_output", "grad_h_n"]
+    places += [("param", "weight_hh_l0_reverse", 1), ("param", "bias_ih_l1", 2)]
+    check_module_patterns(kind, DTYPES[dtype], "packed", places=places, packed_lengths=[3, 1, 2],
+                          num_layers=2, bidirectional=True)
+
+
+# cell kind -> (torch.nn cell, fastrnn cell, extra arguments, gates)
+CELL_KINDS = {"rnn_tanh": ("RNNCell", {"nonlinearity": "tanh"}, 1),
+              "rnn_relu": ("RNNCell", {"nonlinearity": "relu"}, 1),
+              "lstm": ("LSTMCell", {}, 4), "gru": ("GRUCell", {}, 3)}
+
+
+def cell_step(module, x, states, upstream):
+    """One call with the given states, backward of sum(upstream * outputs)."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    states = tuple(s.detach().clone().requires_grad_(True) for s in states)
+    out = module(x, states if len(states) == 2 else states[0])
+    outs = out if isinstance(out, tuple) else (out,)
+    sum((o * u).sum() for o, u in zip(outs, upstream)).backward()
+    result = {f"out{i}": o.detach() for i, o in enumerate(outs)}
+    result["grad_input"] = x.grad
+    result.update((f"grad_state{i}", s.grad) for i, s in enumerate(states))
+    result.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
+    return result
+
+
+def poison_cell(place, value, module, x, states, upstream):
+    """Copies of the arguments with `value` at `place` (module: in place)."""
+    x, states, upstream = x.clone(), [s.clone() for s in states], [u.clone() for u in upstream]
+    where, which = place
+    if where == "input":
+        x[1, 2] = value
+    elif where == "state":
+        states[which][1, 2] = value
+    elif where == "upstream":
+        upstream[which][1, 2] = value
+    else:
+        name, row = which
+        with torch.no_grad():
+            p = dict(module.named_parameters())[name]
+            p[(row, 1) if p.dim() == 2 else row] = value
+    return x, states, upstream
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("kind", list(CELL_KINDS))
+def test_cell_nonfinite_patterns_match_torch(kind, dtype):
+    """The cells: in the input, each state, one element per gate of every
+    weight and bias, each upstream gradient."""
+    name, extra, gates = CELL_KINDS[kind]
+    dtype = DTYPES[dtype]
+    B, I, H = 3, 4, 5
+    ref64 = getattr(torch.nn, name)(I, H, **extra).double()
+    n_states = 2 if kind == "lstm" else 1
+    x64 = torch.randn(B, I, dtype=torch.float64)
+    states64 = [torch.randn(B, H, dtype=torch.float64) for _ in range(n_states)]
+    up64 = [torch.randn(B, H, dtype=torch.float64) for _ in range(n_states)]
+    places = [("input", None)] + [("state", i) for i in range(n_states)]
+    places += [("param", (n, g * H + 2)) for n, _ in ref64.named_parameters() for g in range(gates)]
+    places += [("upstream", i) for i in range(n_states)]
+    as_dtype = lambda ts, d: [t.to(d) for t in ts]
+    bad = []
+    for place in places:
+        for value_name, value in VALUES.items():
+            ref = cast_module(ref64, dtype)
+            x, states, up = poison_cell(place, value, ref, x64.to(dtype), as_dtype(states64, dtype),
+                                        as_dtype(up64, dtype))
+            ours = getattr(fastrnn, name)(I, H, **extra).to(dtype)
+            ours.load_state_dict(ref.state_dict())
+            got = cell_step(ours, x, states, up)
+            refs = {"torch.nn float64": cell_step(cast_module(ref, torch.float64), x.double(),
+                                                   as_dtype(states, torch.float64),
+                                                   as_dtype(up, torch.float64))}
+            if dtype == torch.float32:
+                refs["torch.nn float32"] = cell_step(ref, x, states, up)
+            for ref_name, r in refs.items():
+                bad += [f"{place} = {value_name}, vs {ref_name}: {d}"
+                        for d in pattern_differences(got, r)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_relu_backward_is_threshold_backward(dtype):
+    """torch.nn's relu RNN differentiates with threshold_backward(grad, h, 0):
+    the gradient is exactly 0 where h <= 0, also for a NaN or Inf upstream
+    gradient (NaN * 0 would be NaN), and passes where h is NaN. Values, not
+    only masks: one step (no recurrence to spread the NaN), every
+    pre-activation negative but unit 1's, NaN."""
+    dtype = DTYPES[dtype]
+    ref, ours = make_pair("rnn_relu", 3, 4, dtype=dtype)
+    with torch.no_grad():
+        for m in (ref, ours):
+            m.bias_ih_l0.fill_(-20.0)  # every h is 0 ...
+            m.weight_ih_l0[1, 0] = float("nan")  # ... but unit 1's, NaN
+    x, hx, upstream = make_inputs(ref, 1, 2, dtype)
+    upstream["output"][0, 0] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1.0])
+    got, expected = forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream)
+    assert got["output"][..., 1].isnan().all() and (got["output"][..., [0, 2, 3]] == 0).all()
+    assert not got["grad_bias_ih_l0"][[0, 2, 3]].isnan().any()
+    for k in expected:
+        torch.testing.assert_close(got[k], expected[k], equal_nan=True, **F64_TOL)
