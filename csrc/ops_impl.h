@@ -103,9 +103,11 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
     const int64_t* b = batch_sizes.const_data_ptr<int64_t>();
     TORCH_CHECK(b[0] == s.B, op, ": batch_sizes[0] = ", b[0], " must equal ", hx_name,
                 "'s batch ", s.B);
+    // Zeros are allowed (steps without sequences), as torch.nn allows them.
     int64_t total = 0;
     for (int64_t t = 0; t < s.T; ++t) {
-      TORCH_CHECK(b[t] > 0, op, ": batch_sizes[", t, "] = ", b[t], ": expected positive values");
+      TORCH_CHECK(b[t] >= 0, op, ": batch_sizes[", t, "] = ", b[t],
+                  ": expected non-negative values");
       TORCH_CHECK(t == 0 || b[t] <= b[t - 1], op, ": batch_sizes[", t, "] = ", b[t],
                   " > batch_sizes[", t - 1, "] = ", b[t - 1],
                   ": expected non-increasing values (sequences sorted by decreasing length)");
@@ -146,7 +148,7 @@ inline void check_grads(const char* op, const Tensor& grad_output, const Tensor&
                         const Shape& s, const Tensor& ws, int saved) {
   check_shape(op, "grad_output", grad_output, output_shape(input, s.P));
   check_same(op, "grad_output", grad_output, input);
-  TORCH_CHECK(ws.numel() > 0 || s.N == 0, op,
+  TORCH_CHECK(ws.numel() > 0 || s.N * s.H == 0, op,
               ": workspace is empty: the forward ran with training=False");
   check_shape(op, "workspace", ws, {saved, s.N, s.H});
   check_same(op, "workspace", ws, input);

@@ -42,7 +42,7 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     if batch_sizes is None:
         batch_sizes = torch.full((input.shape[0],), input.shape[1], dtype=torch.long)
         padded_shape = input.shape
-        input = input.reshape(-1, input.shape[-1])
+        input = input.reshape(input.shape[0] * input.shape[1], input.shape[-1])
     else:
         padded_shape = None
     sizes = batch_sizes.tolist()
@@ -64,5 +64,5 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
         outputs[t] = h_new
     output = torch.cat(outputs)
     if padded_shape is not None:
-        output = output.view(*padded_shape[:-1], -1)
+        output = output.view(*padded_shape[:-1], output.shape[-1])
     return output, h, c if cell == "lstm" else None

@@ -10,7 +10,12 @@ torch.nn and against itself:
 2. NaN and Inf. With one NaN, +Inf or -Inf in the input, a state, one element
    of a weight or bias, or the upstream gradient, the NaN / +Inf / -Inf
    masks of the output, the final states and every gradient are torch.nn's.
+3. Sizes. Zero sizes wherever torch.nn takes them (cells with no hidden units
+   or no input features, packed sequences with empty steps), and a GEMM
+   operand across 2^31 bytes, the largest oneDNN's brgemm takes.
 """
+
+import threading
 
 import pytest
 import torch
@@ -18,8 +23,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 import fastrnn
 from conftest import (cast_inputs, cast_module, compare, forward_backward, make_inputs,
-                      make_pair, packed_forward_backward)
-from fastrnn import ops
+                      make_pair, packed_forward_backward, precision_excess)
+from fastrnn import ops, reference
 
 F64_TOL = dict(atol=1e-10, rtol=1e-10)
 
@@ -480,3 +485,207 @@ def test_relu_backward_is_threshold_backward(dtype):
     assert not got["grad_bias_ih_l0"][[0, 2, 3]].isnan().any()
     for k in expected:
         torch.testing.assert_close(got[k], expected[k], equal_nan=True, **F64_TOL)
+
+
+# --- 3. sizes ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("I,H,B", [(10, 0, 3), (0, 5, 3), (0, 0, 3), (10, 5, 0), (0, 0, 0)],
+                         ids=["H0", "I0", "I0-H0", "B0", "all0"])
+@pytest.mark.parametrize("kind", list(CELL_KINDS))
+def test_cell_zero_sizes_match_torch(kind, I, H, B, dtype):
+    """torch.nn's cells take hidden_size 0, input_size 0 and an empty batch
+    (test_nn's test_RNN_cell_forward_zero_hidden_size): the same outputs
+    (empty, or the biases' activations for input_size 0) and gradients."""
+    name, extra, _ = CELL_KINDS[kind]
+    dtype = DTYPES[dtype]
+    ref = getattr(torch.nn, name)(I, H, **extra).to(dtype)
+    ours = getattr(fastrnn, name)(I, H, **extra).to(dtype)
+    ours.load_state_dict(ref.state_dict())
+    n = 2 if kind == "lstm" else 1
+    x = torch.randn(B, I, dtype=dtype)
+    states = [torch.randn(B, H, dtype=dtype) for _ in range(n)]
+    upstream = [torch.randn(B, H, dtype=dtype) for _ in range(n)]
+    tol = F64_TOL if dtype == torch.float64 else dict(atol=1e-6, rtol=1e-6)
+    compare(cell_step(ours, x, states, upstream), cell_step(ref, x, states, upstream), **tol)
+    assert (ours(x)[0] if n == 2 else ours(x)).shape == (B, H)  # no state given
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("batch_sizes", [[0], [0, 0], [3, 0], [3, 1, 0, 0]],
+                         ids=["0", "0-0", "3-0", "3-1-0-0"])
+@pytest.mark.parametrize("kind", list(MODULE_KINDS))
+def test_packed_empty_steps_match_torch(kind, batch_sizes, bidirectional):
+    """PackedSequences with steps of no sequences (batch sizes 0), which
+    torch.nn takes (pack_padded_sequence never makes them, a PackedSequence
+    built directly may have them): outputs, final states and gradients."""
+    cell, extra = MODULE_KINDS[kind]
+    ref, ours = make_pair(cell, 4, 5, num_layers=2, bidirectional=bidirectional, **extra)
+    batch_sizes = torch.tensor(batch_sizes)
+    data = torch.randn(int(batch_sizes.sum()), 4, dtype=torch.float64)
+    B = int(batch_sizes[0])
+    hx = make_inputs(ref, 1, B, torch.float64)[1]
+
+    def run(module):
+        module.zero_grad(set_to_none=True)
+        d = data.clone().requires_grad_(True)
+        states = tuple(s.clone().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,)))
+        output, final = module(PackedSequence(d, batch_sizes), states if len(states) == 2 else states[0])
+        finals = final if isinstance(final, tuple) else (final,)
+        loss = (output.data * torch.linspace(-1, 1, output.data.numel(), dtype=d.dtype).view_as(output.data)).sum()
+        loss = loss + sum((f * f).sum() for f in finals)
+        loss.backward()
+        result = {"output": output.data.detach(), "grad_data": d.grad}
+        result.update((f"final{i}", f.detach()) for i, f in enumerate(finals))
+        result.update((f"grad_state{i}", s.grad) for i, s in enumerate(states))
+        result.update((f"grad_{n}", p.grad) for n, p in module.named_parameters())
+        return result
+
+    compare(run(ours), run(ref), **F64_TOL)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("kind", list(OP_KINDS))
+def test_op_zero_sizes_agree_with_reference(kind, direction):
+    """The ops with no hidden units, no input features or no rows, padded and
+    packed, against fastrnn.reference (through autograd for the backward ops):
+    results of the right shapes, and zeros where nothing contributes (the
+    weight gradients of an empty batch, the input gradient of no hidden units)."""
+    cell, relu, projected = OP_KINDS[kind]
+    G = ops.GATES[cell]
+    cases = [dict(T=2, B=3, I=0, H=4), dict(T=2, B=0, I=3, H=4), dict(T=2, B=3, I=3, H=4, bs=[3, 0])]
+    if not projected:  # a projection needs 0 < proj_size < hidden_size
+        cases.append(dict(T=2, B=3, I=3, H=0))
+    for case in cases:
+        T, B, I, H = case["T"], case["B"], case["I"], case["H"]
+        P = 2 if projected else H
+        bs = torch.tensor(case["bs"]) if "bs" in case else None
+        args = dict(input=torch.randn(*((int(bs.sum()),) if bs is not None else (T, B)), I,
+                                      dtype=torch.float64),
+                    hx=torch.randn(B, P, dtype=torch.float64),
+                    cx=torch.randn(B, H, dtype=torch.float64) if cell == "lstm" else None,
+                    w_ih=torch.randn(G * H, I, dtype=torch.float64),
+                    w_hh=torch.randn(G * H, P, dtype=torch.float64),
+                    b_ih=torch.randn(G * H, dtype=torch.float64),
+                    b_hh=torch.randn(G * H, dtype=torch.float64),
+                    w_hr=torch.randn(P, H, dtype=torch.float64) if projected else None)
+        results = {}
+        for impl_name, impl in (("ours", ops.layer), ("reference", reference.layer)):
+            leaves = {k: v.clone().requires_grad_(direction == "backward")
+                      for k, v in args.items() if v is not None}
+            out = impl(cell, **{k: leaves.get(k) for k in args}, batch_sizes=bs, relu=relu)
+            outs = [o for o in out if o is not None]
+            r = {f"out{i}": o.detach() for i, o in enumerate(outs)}
+            if direction == "backward":
+                loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum()
+                           for o in outs)
+                grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+                r.update((f"grad_{k}", torch.zeros_like(v) if g is None else g)
+                         for (k, v), g in zip(leaves.items(), grads))
+            results[impl_name] = r
+        compare(results["ours"], results["reference"], **F64_TOL)
+
+
+# A GEMM operand of 2^31 bytes or more is refused by oneDNN's brgemm (it threw
+# std::bad_alloc): the input projection of T = 1, B = 8192 rows of 65536
+# float32 features is the smallest such operand through the input, B = 8191
+# the largest below. The backward's input gradient [8192, 65536] crosses it
+# as the GEMM's output. Each case holds a 2 GiB input, and about 3 s of two
+# cores; the backward 6-8 GiB (the input gradients, fastrnn's copy of x
+# beside h_prev, torch.nn's) and about 9 s.
+BIG_I = 65536
+
+
+def rank_one_input(rows):
+    """x [1, rows, BIG_I] float32 with x[0, n, i] = a[n] * b[i], exactly (a
+    has 16 significant bits, b 8), and a, b in float64: so x W^T = a (W b)^T
+    has a float64 truth without a float64 copy of x."""
+    a = torch.randint(-2 ** 15, 2 ** 15, (rows,)).float() / 2 ** 15
+    b = torch.randint(-127, 128, (BIG_I,)).float() / 128
+    x = torch.empty(1, rows, BIG_I)
+    torch.mul(a[:, None], b[None, :], out=x[0])
+    return x, a.double(), b.double()
+
+
+def torch_native(f):
+    """f() with torch.nn on its native path: its float32 LSTM on oneDNN could
+    not create a primitive for 8191 rows of 65536 features, and its backward
+    asked for 24 GiB."""
+    with torch.backends.mkldnn.flags(enabled=False):
+        return f()
+
+
+def small_twin(module, a, b):
+    """A float64 torch.nn module with input_size = G * H whose input a[n] *
+    (W_ih b) and identity W_ih give module's pre-activations on rank_one_input
+    exactly: its input gradient is the gates' gradient."""
+    G = module.weight_ih_l0.shape[0] // module.hidden_size
+    twin = type(module)(G * module.hidden_size, module.hidden_size,
+                        **({"nonlinearity": module.nonlinearity} if module.mode.startswith("RNN") else {})).double()
+    state = {k: v.double() for k, v in module.state_dict().items()}
+    projected = (module.weight_ih_l0.double() @ b)  # [G * H]
+    state["weight_ih_l0"] = torch.eye(G * module.hidden_size, dtype=torch.float64)
+    twin.load_state_dict(state)
+    return twin, (a[None, :, None] * projected[None, None, :]).detach()
+
+
+# torch.backends.mkldnn.flags() warns that TF32 needs an Intel GPU
+TF32_WARNING = "ignore:TF32 acceleration on top of oneDNN"
+
+
+@pytest.mark.filterwarnings(TF32_WARNING)
+@pytest.mark.parametrize("kind,rows", [("rnn_tanh", 8191), ("rnn_tanh", 8192), ("lstm", 8192),
+                                       ("gru", 8192)])
+def test_input_projection_across_2_31_bytes(kind, rows):
+    ref, ours = make_pair(MODULE_KINDS[kind][0], BIG_I, 2, dtype=torch.float32)
+    x, a, b = rank_one_input(rows)
+    twin, x_twin = small_twin(ref, a, b)
+    with torch.no_grad():
+        truth = dict(zip(("output", "h_n"), twin(x_twin)))
+        theirs = dict(zip(("output", "h_n"), torch_native(lambda: ref(x))))
+        got = dict(zip(("output", "h_n"), ours(x)))
+    del x
+    if kind == "lstm":
+        truth["h_n"], theirs["h_n"], got["h_n"] = truth["h_n"][0], theirs["h_n"][0], got["h_n"][0]
+    bad = precision_excess(got, theirs, truth, torch.float32)
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.filterwarnings(TF32_WARNING)
+def test_backward_across_2_31_bytes():
+    """B = 8192 rows of 65536 features, backward: the input gradient's GEMM
+    writes a 2^31-byte output. The float64 truth of the gates' gradient comes
+    from small_twin; grad_input is checked on rows around the split and a
+    sample, grad_weight_ih (= gates^T a b^T) and the biases' in full."""
+    rows = 8192
+    ref, ours = make_pair("lstm", BIG_I, 2, dtype=torch.float32)
+    x, a, b = rank_one_input(rows)
+    upstream = torch.randn(1, rows, 2)
+    twin, x_twin = small_twin(ref, a, b)
+    x_twin.requires_grad_(True)
+    (twin(x_twin)[0] * upstream.double()).sum().backward()
+    gates = x_twin.grad[0]  # [rows, G * H]
+    sample = torch.cat([torch.arange(8186, 8192), torch.randint(0, rows, (58,))])
+    truth = {"grad_input": gates[sample] @ ref.weight_ih_l0.double(),
+             "grad_weight_ih_l0": (gates.t() @ a)[:, None] * b[None, :],
+             "grad_bias_ih_l0": gates.sum(0)}
+
+    def gradients(module):
+        module.zero_grad(set_to_none=True)
+        leaf = x.requires_grad_(True)
+        (module(leaf)[0] * upstream).sum().backward()
+        result = {"grad_input": leaf.grad[0, sample], "grad_bias_ih_l0": module.bias_ih_l0.grad,
+                  "grad_weight_ih_l0": module.weight_ih_l0.grad}
+        leaf.grad = None
+        return result
+
+    theirs = torch_native(lambda: gradients(ref))
+    got = {}
+    # in a thread of its own: fastrnn's per-thread temporaries (here a copy of
+    # x, 2 GiB) are freed when the thread ends
+    worker = threading.Thread(target=lambda: got.update(gradients(ours)))
+    worker.start()
+    worker.join()
+    assert got.keys() == truth.keys()
+    bad = precision_excess(got, theirs, truth, torch.float32)
+    assert not bad, "\n".join(bad)
