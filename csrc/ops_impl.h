@@ -57,7 +57,7 @@ inline Tensor checked_batch_sizes(const char* op, const optional<Tensor>& batch_
               op, ": batch_sizes: expected a 1-D int64 CPU tensor, got ", bs.dim(), "-D ",
               bs.scalar_type(), " on ", bs.device(), " (layout ", bs.layout(), ")");
   TORCH_CHECK(bs.is_contiguous(), op, ": batch_sizes: expected a contiguous tensor, got strides ",
-              bs.strides(), " (torch.nn reads its memory as if it were contiguous)");
+              bs.strides());
   return bs;
 }
 
