@@ -28,12 +28,47 @@ inline void check_shape(const char* op, const char* name, const Tensor& t,
               t.sizes());
 }
 
-// Shape (recurrence.h): the geometry of one call, checked against every argument.
-// hx_name: the argument holding the [B, P] state (hx, or grad_h_n in backward).
+// The tensor the kernels read for argument `name`: the contiguous form of t,
+// made once, here, and from then on the only one that the checks look at and
+// the kernels take raw pointers into; undefined when t is. Only strided
+// tensors: the kernels read memory, and a sparse, mkldnn or nested tensor
+// has none that holds its values in order.
+inline Tensor dense(const char* op, const char* name, const Tensor& t) {
+  if (!t.defined()) return t;
+  TORCH_CHECK(t.layout() == at::kStrided && !t.is_nested(), op, ": ", name,
+              ": expected a strided (dense) tensor, got layout ", t.layout(),
+              t.is_nested() ? " (nested)" : "");
+  return t.contiguous();
+}
+
+inline Tensor dense(const char* op, const char* name, const optional<Tensor>& t) {
+  return t.has_value() ? dense(op, name, *t) : Tensor();
+}
+
+// batch_sizes, which the schedule reads by raw pointer as torch.nn's packed
+// layers do. torch.nn reads a non-contiguous one's memory as if it were
+// contiguous, other values than the tensor holds (and past its storage when
+// expanded), and fails on them or computes with them; here it is refused.
+inline Tensor checked_batch_sizes(const char* op, const optional<Tensor>& batch_sizes) {
+  if (!batch_sizes.has_value()) return Tensor();
+  const Tensor& bs = *batch_sizes;
+  TORCH_CHECK(bs.layout() == at::kStrided && bs.dim() == 1 && bs.scalar_type() == at::kLong &&
+                  bs.device().is_cpu(),
+              op, ": batch_sizes: expected a 1-D int64 CPU tensor, got ", bs.dim(), "-D ",
+              bs.scalar_type(), " on ", bs.device(), " (layout ", bs.layout(), ")");
+  TORCH_CHECK(bs.is_contiguous(), op, ": batch_sizes: expected a contiguous tensor, got strides ",
+              bs.strides());
+  return bs;
+}
+
+// Shape (recurrence.h): the geometry of one call, checked against every
+// argument. Every tensor is one that dense() (or checked_batch_sizes) returned,
+// undefined where absent. hx_name: the argument holding the [B, P] state (hx,
+// or grad_h_n in backward).
 inline Shape check_inputs(const char* op, int gates, const Tensor& input, const Tensor& hx,
                           const char* hx_name, const Tensor& w_ih, const Tensor& w_hh,
-                          const optional<Tensor>& w_hr, const optional<Tensor>& b_ih,
-                          const optional<Tensor>& b_hh, const optional<Tensor>& batch_sizes) {
+                          const Tensor& w_hr, const Tensor& b_ih, const Tensor& b_hh,
+                          const Tensor& batch_sizes) {
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
               ": input: expected dtype float32 or float64, got ", input.scalar_type());
   Shape s;
@@ -42,15 +77,15 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   // it by name. Without projection P = H.
   TORCH_CHECK(w_hh.dim() == 2, op, ": w_hh: expected 2 dimensions, got ", w_hh.dim());
   s.P = w_hh.size(1);
-  if (w_hr.has_value()) {
+  if (w_hr.defined()) {
     TORCH_CHECK(w_hh.size(0) % gates == 0, op, ": w_hh: expected ", gates,
                 " * hidden_size rows, got shape ", w_hh.sizes());
     s.H = w_hh.size(0) / gates;
-    TORCH_CHECK(w_hr->dim() == 2, op, ": w_hr: expected 2 dimensions, got ", w_hr->dim());
-    check_shape(op, "w_hr", *w_hr, {s.P, s.H});
+    TORCH_CHECK(w_hr.dim() == 2, op, ": w_hr: expected 2 dimensions, got ", w_hr.dim());
+    check_shape(op, "w_hr", w_hr, {s.P, s.H});
     TORCH_CHECK(0 < s.P && s.P < s.H, op, ": w_hr: expected 0 < proj_size < hidden_size, got "
-                "proj_size ", s.P, " and hidden_size ", s.H, " (shape ", w_hr->sizes(), ")");
-    check_same(op, "w_hr", *w_hr, input);
+                "proj_size ", s.P, " and hidden_size ", s.H, " (shape ", w_hr.sizes(), ")");
+    check_same(op, "w_hr", w_hr, input);
   } else {
     s.H = s.P;
     check_shape(op, "w_hh", w_hh, {gates * s.H, s.H});
@@ -60,22 +95,19 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   TORCH_CHECK(hx.dim() == 2, op, ": ", hx_name, ": expected 2 dimensions [batch, hidden], got ",
               hx.dim());
   s.B = hx.size(0);
-  if (batch_sizes.has_value()) {
-    const Tensor& bs = *batch_sizes;
+  if (batch_sizes.defined()) {
     TORCH_CHECK(input.dim() == 2, op, ": input: expected 2 dimensions [rows, input_size] with batch_sizes, got ", input.dim());
-    TORCH_CHECK(bs.dim() == 1 && bs.scalar_type() == at::kLong && bs.device().is_cpu(), op,
-                ": batch_sizes: expected a 1-D int64 CPU tensor, got ", bs.dim(), "-D ",
-                bs.scalar_type(), " on ", bs.device());
-    s.T = bs.size(0);
+    s.T = batch_sizes.size(0);
     s.N = input.size(0);
     TORCH_CHECK(s.T > 0, "Expected sequence length to be larger than 0 in RNN");
-    const Tensor bsc = bs.contiguous();
-    const int64_t* b = bsc.const_data_ptr<int64_t>();
+    const int64_t* b = batch_sizes.const_data_ptr<int64_t>();
     TORCH_CHECK(b[0] == s.B, op, ": batch_sizes[0] = ", b[0], " must equal ", hx_name,
                 "'s batch ", s.B);
+    // Zeros are allowed (steps without sequences), as torch.nn allows them.
     int64_t total = 0;
     for (int64_t t = 0; t < s.T; ++t) {
-      TORCH_CHECK(b[t] > 0, op, ": batch_sizes[", t, "] = ", b[t], ": expected positive values");
+      TORCH_CHECK(b[t] >= 0, op, ": batch_sizes[", t, "] = ", b[t],
+                  ": expected non-negative values");
       TORCH_CHECK(t == 0 || b[t] <= b[t - 1], op, ": batch_sizes[", t, "] = ", b[t],
                   " > batch_sizes[", t - 1, "] = ", b[t - 1],
                   ": expected non-increasing values (sequences sorted by decreasing length)");
@@ -97,8 +129,8 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
   check_same(op, hx_name, hx, input);
   check_same(op, "w_ih", w_ih, input);
   check_same(op, "w_hh", w_hh, input);
-  for (const auto& [name, b] : {std::pair{"b_ih", b_ih}, std::pair{"b_hh", b_hh}}) {
-    if (!b.has_value()) continue;
+  for (const auto& [name, b] : {std::pair{"b_ih", &b_ih}, std::pair{"b_hh", &b_hh}}) {
+    if (!b->defined()) continue;
     check_shape(op, name, *b, {gates * s.H});
     check_same(op, name, *b, input);
   }
@@ -116,71 +148,74 @@ inline void check_grads(const char* op, const Tensor& grad_output, const Tensor&
                         const Shape& s, const Tensor& ws, int saved) {
   check_shape(op, "grad_output", grad_output, output_shape(input, s.P));
   check_same(op, "grad_output", grad_output, input);
-  TORCH_CHECK(ws.numel() > 0 || s.N == 0, op,
+  TORCH_CHECK(ws.numel() > 0 || s.N * s.H == 0, op,
               ": workspace is empty: the forward ran with training=False");
   check_shape(op, "workspace", ws, {saved, s.N, s.H});
-}
-
-// t contiguous, or undefined when absent.
-inline Tensor contiguous(const optional<Tensor>& t) {
-  return t.has_value() ? t->contiguous() : Tensor();
-}
-
-inline Tensor value_or_undefined(const optional<Tensor>& t) {
-  return t.has_value() ? *t : Tensor();
+  check_same(op, "workspace", ws, input);
 }
 
 }  // namespace detail
 
 template <class Backend>
 struct RNNOps {
-  // w_hr: Cell::kProjected only.
+  // w_hr: Cell::kProjected only. Every tensor goes through dense() first:
+  // the checks and the kernels see the same contiguous tensors.
   template <class Cell>
   static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(
-      const char* op, const Tensor& input, const Tensor& hx, const Tensor& cx,
-      const Tensor& w_ih, const Tensor& w_hh, const optional<Tensor>& b_ih,
-      const optional<Tensor>& b_hh, const optional<Tensor>& w_hr,
-      const optional<Tensor>& batch_sizes, bool reverse, bool relu, bool training) {
+      const char* op, const Tensor& input_arg, const Tensor& hx_arg, const Tensor& cx_arg,
+      const Tensor& w_ih_arg, const Tensor& w_hh_arg, const optional<Tensor>& b_ih_arg,
+      const optional<Tensor>& b_hh_arg, const optional<Tensor>& w_hr_arg,
+      const optional<Tensor>& batch_sizes_arg, bool reverse, bool relu, bool training) {
+    using detail::dense;
+    const Tensor input = dense(op, "input", input_arg), hx = dense(op, "hx", hx_arg),
+                 cx = dense(op, "cx", cx_arg), w_ih = dense(op, "w_ih", w_ih_arg),
+                 w_hh = dense(op, "w_hh", w_hh_arg), b_ih = dense(op, "b_ih", b_ih_arg),
+                 b_hh = dense(op, "b_hh", b_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg);
+    const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
     const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, w_hr,
                                         b_ih, b_hh, batch_sizes);
     if (cx.defined()) {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
       detail::check_same(op, "cx", cx, input);
     }
-    const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
+    const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     const auto out_shape = detail::output_shape(input, s.P);
     Tensor out, h_n, c_n, ws;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
-          steps, s, input.contiguous(), out_shape, hx.contiguous(),
-          cx.defined() ? cx.contiguous() : cx, w_ih.contiguous(), w_hh.contiguous(),
-          detail::contiguous(b_ih), detail::contiguous(b_hh), detail::contiguous(w_hr), relu,
-          training);
+          steps, s, input, out_shape, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, relu, training);
     });
     return {out, h_n, c_n, ws};
   }
 
   template <class Cell>
   static std::vector<Tensor> backward(
-      const char* op, const Tensor& grad_output, const Tensor& grad_h_n,
-      const Tensor& grad_c_n, const Tensor& input, const Tensor& w_ih, const Tensor& w_hh,
-      const optional<Tensor>& w_hr, const optional<Tensor>& batch_sizes, bool reverse,
-      bool relu, const Tensor& workspace) {
+      const char* op, const Tensor& grad_output_arg, const Tensor& grad_h_n_arg,
+      const Tensor& grad_c_n_arg, const Tensor& input_arg, const Tensor& w_ih_arg,
+      const Tensor& w_hh_arg, const optional<Tensor>& w_hr_arg,
+      const optional<Tensor>& batch_sizes_arg, bool reverse, bool relu,
+      const Tensor& workspace_arg) {
+    using detail::dense;
+    const Tensor grad_output = dense(op, "grad_output", grad_output_arg),
+                 grad_h_n = dense(op, "grad_h_n", grad_h_n_arg),
+                 grad_c_n = dense(op, "grad_c_n", grad_c_n_arg),
+                 input = dense(op, "input", input_arg), w_ih = dense(op, "w_ih", w_ih_arg),
+                 w_hh = dense(op, "w_hh", w_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg),
+                 workspace = dense(op, "workspace", workspace_arg);
+    const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
     const auto s = detail::check_inputs(op, Cell::kGates, input, grad_h_n, "grad_h_n", w_ih, w_hh,
-                                        w_hr, c10::nullopt, c10::nullopt, batch_sizes);
+                                        w_hr, Tensor(), Tensor(), batch_sizes);
     detail::check_grads(op, grad_output, input, s, workspace, Cell::kSaved);
     if (grad_c_n.defined()) {
       detail::check_shape(op, "grad_c_n", grad_c_n, {s.B, s.H});
       detail::check_same(op, "grad_c_n", grad_c_n, input);
     }
-    const auto steps = make_schedule(detail::value_or_undefined(batch_sizes), s.T, s.B, reverse);
+    const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     std::vector<Tensor> grads;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       grads = Recurrence<Cell, Backend, scalar_t>::backward(
-          steps, s, grad_output.contiguous(), grad_h_n.contiguous(),
-          grad_c_n.defined() ? grad_c_n.contiguous() : grad_c_n, input.contiguous(),
-          input.sizes(), w_ih.contiguous(), w_hh.contiguous(), detail::contiguous(w_hr),
-          workspace.contiguous(), relu);
+          steps, s, grad_output, grad_h_n, grad_c_n, input, input.sizes(), w_ih, w_hh, w_hr,
+          workspace, relu);
     });
     return grads;
   }

@@ -49,7 +49,8 @@ struct Step {
 
 // The steps in the order the forward pass runs them (reversed for reverse).
 // batch_sizes: undefined for a padded input of T steps of B rows, otherwise
-// the packed sequence's int64 CPU batch sizes.
+// the packed sequence's batch sizes as ops_impl.h checked them: a contiguous
+// int64 CPU tensor (read by raw pointer), non-increasing, zeros allowed.
 std::vector<Step> make_schedule(const at::Tensor& batch_sizes, int64_t T, int64_t B, bool reverse);
 
 // The pointwise pass of a gemm_pointwise call that has none.

@@ -45,7 +45,7 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=Non
     if batch_sizes is None:
         batch_sizes = torch.full((input.shape[0],), input.shape[1], dtype=torch.long)
         padded_shape = input.shape
-        input = input.reshape(-1, input.shape[-1])
+        input = input.reshape(input.shape[0] * input.shape[1], input.shape[-1])
     else:
         padded_shape = None
     sizes = batch_sizes.tolist()

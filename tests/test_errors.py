@@ -222,8 +222,9 @@ BAD_FORWARD = {
     "input dims with batch_sizes": (dict(input=torch.randn(3, 3, I)), "input: expected 2 dim"),
     "batch_sizes increasing": (dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
                                r"batch_sizes\[2\] = 3 > batch_sizes\[1\] = 2: expected non-increasing"),
-    "batch_sizes zero": (dict(batch_sizes=torch.tensor([3, 3, 3, 0])),
-                         r"batch_sizes\[3\] = 0: expected positive"),
+    # zeros are valid (steps without sequences, as torch.nn allows): test_robustness.py
+    "batch_sizes negative": (dict(batch_sizes=torch.tensor([3, 3, 3, -1])),
+                             r"batch_sizes\[3\] = -1: expected non-negative"),
     "batch_sizes sum": (dict(batch_sizes=torch.tensor([3, 3, 1, 1])),
                         "batch_sizes sum to 8 but input has 9 rows"),
     "batch_sizes dtype": (dict(batch_sizes=torch.tensor([3, 3, 2, 1], dtype=torch.int32)),

@@ -3,9 +3,13 @@
 //   r = sigmoid(x_r + h_r)
 //   z = sigmoid(x_z + h_z)
 //   n = tanh(x_n + r * h_n)
-//   h = (1 - z) * n + z * h_prev
+//   h = (h_prev - n) * z + n        (= (1 - z) * n + z * h_prev)
 // where x_* = (W_ih x + b_ih) and h_* = (W_hh h_prev + b_hh) for that gate:
 // the reset gate multiplies the whole hidden projection of n, bias included.
+// h is written as torch.nn's cell writes it, and the backward is that
+// expression's chain rule term by term, so that Inf and NaN give the same
+// pattern of NaN as torch's autograd: with dh = Inf and z = 0, d n is
+// dh - dh * z = NaN there, where dh * (1 - z) would be Inf.
 
 #include "activations.h"
 
@@ -25,7 +29,7 @@ C10_HOST_DEVICE FASTRNN_INLINE GRUActivations<acc_t> gru_forward(
   a.r = sigmoid(x_r + h_r);
   a.z = sigmoid(x_z + h_z);
   a.n = tanh(x_n + a.r * h_n);
-  a.h = (acc_t(1) - a.z) * a.n + a.z * h_prev;
+  a.h = (h_prev - a.n) * a.z + a.n;
   return a;
 }
 
@@ -41,14 +45,17 @@ struct GRUGrads {
 template <typename acc_t>
 C10_HOST_DEVICE FASTRNN_INLINE GRUGrads<acc_t> gru_backward(
     acc_t dh, acc_t r, acc_t z, acc_t n, acc_t h_n, acc_t h_prev) {
-  const acc_t dn = dh * (acc_t(1) - z);
+  const acc_t dh_z = dh * z;  // d loss / d (h_prev - n)
+  // dh - dh * z with the product exact for float (in double): rounded, it
+  // cancels against dh as z nears 1.
+  const acc_t dn = acc_t(double(dh) - double(dh) * double(z));
   const acc_t dz = dh * (h_prev - n);
   GRUGrads<acc_t> d;
   d.x_n = dn * tanh_grad(n);
   d.h_n = d.x_n * r;
   d.pre_r = d.x_n * h_n * sigmoid_grad(r);
   d.pre_z = dz * sigmoid_grad(z);
-  d.h_prev = dh * z;
+  d.h_prev = dh_z;
   return d;
 }
 

@@ -15,7 +15,7 @@ C10_HOST_DEVICE FASTRNN_INLINE acc_t rnn_forward(acc_t pre, bool relu_act) {
 // Returns d loss / d pre, given dh = d loss / d h and the forward's output h.
 template <typename acc_t>
 C10_HOST_DEVICE FASTRNN_INLINE acc_t rnn_backward(acc_t dh, acc_t h, bool relu_act) {
-  return dh * (relu_act ? relu_grad(h) : tanh_grad(h));
+  return relu_act ? relu_backward(dh, h) : dh * tanh_grad(h);
 }
 
 }  // namespace fastrnn::cells

@@ -13,27 +13,18 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "gemm_calls.h"
 #include "isa.h"
 #include "pool.h"
 #include "transpose.h"
 #include "scratch.h"
 
-extern "C" {
-// Fortran BLAS, exported by libtorch_cpu. Column-major.
-void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-            const float* beta, float* c, const int* ldc);
-void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-            const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
-            const double* beta, double* c, const int* ldc);
-}
-
 namespace fastrnn {
 
 struct CPUBackend {
   // Row-major C[m, n] = alpha * op(A)[m, k] op(B)[k, n] + beta * C, with
-  // leading dimensions (row strides) lda, ldb, ldc. BLAS is column-major, so
-  // it computes C^T = op(B)^T op(A)^T.
+  // leading dimensions (row strides) lda, ldb, ldc; any sizes (gemm_calls.h
+  // keeps each library call within its limits).
   template <typename scalar_t>
   static void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scalar_t alpha,
                    const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
@@ -49,24 +40,7 @@ struct CPUBackend {
         return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
       }
     }
-    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-
-  template <typename scalar_t>
-  static void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                        scalar_t alpha, const scalar_t* a, int64_t lda, const scalar_t* b,
-                        int64_t ldb, scalar_t beta, scalar_t* c, int64_t ldc) {
-    const char ta = trans_b ? 'T' : 'N';
-    const char tb = trans_a ? 'T' : 'N';
-    const int m_ = static_cast<int>(n), n_ = static_cast<int>(m), k_ = static_cast<int>(k);
-    const int lda_ = static_cast<int>(std::max<int64_t>(ldb, 1));
-    const int ldb_ = static_cast<int>(std::max<int64_t>(lda, 1));
-    const int ldc_ = static_cast<int>(std::max<int64_t>(ldc, 1));
-    if constexpr (std::is_same_v<scalar_t, float>) {
-      sgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b, &lda_, a, &ldb_, &beta, c, &ldc_);
-    } else {
-      dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b, &lda_, a, &ldb_, &beta, c, &ldc_);
-    }
+    cpu::blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
   // An uninitialised tensor that outlives the op call (see pool.h).
@@ -141,8 +115,7 @@ struct CPUBackend {
     if constexpr (std::is_same_v<scalar_t, float>) {
       if (w.plain) {  // one block
         if (rows > 0) {
-          at::native::cpublas::brgemm(rows, slices * H, k, lda, slices * H, ldc, add_c, a, w_data,
-                                      c, /*is_vnni=*/false);
+          cpu::brgemm(rows, slices * H, k, lda, slices * H, ldc, add_c, a, w_data, c);
         }
         return pointwise_block(f, 0, f_rows, 0, H);
       }
@@ -153,8 +126,7 @@ struct CPUBackend {
           if (rows > 0) {
             for (int64_t sl = 0; sl < slices; ++sl) {
               const float* panel = w_data + (blk * slices + sl) * k * w.block;  // [k, block]
-              at::native::cpublas::brgemm(rows, j1 - j0, k, lda, w.block, ldc, add_c, a, panel,
-                                          c + sl * H + j0, /*is_vnni=*/false);
+              cpu::brgemm(rows, j1 - j0, k, lda, w.block, ldc, add_c, a, panel, c + sl * H + j0);
             }
           }
           pointwise_block(f, 0, f_rows, j0, j1);
@@ -240,9 +212,8 @@ struct CPUBackend {
     at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
-        at::native::cpublas::brgemm(std::min(kRows, m - i), std::min(kCols, n - j), k, lda, ldb,
-                                    ldc, add_c, a + i * lda, b + j, c + i * ldc + j,
-                                    /*is_vnni=*/false);
+        cpu::brgemm(std::min(kRows, m - i), std::min(kCols, n - j), k, lda, ldb, ldc, add_c,
+                    a + i * lda, b + j, c + i * ldc + j);
       }
     });
   }
