@@ -35,23 +35,55 @@ def _check_shape(op, name, t, expected):
 
 
 def _check_same(op, name, t, ref):
-    _check(op, t.dtype == ref.dtype, name, ": expected dtype ", ref.dtype, " (the input's), got ",
-           t.dtype)
+    _check(op, t.dtype == ref.dtype, name, ": expected dtype ", _dtype(ref.dtype),
+           " (the input's), got ", _dtype(t.dtype))
     _check(op, t.device == ref.device, name, ": expected device ", ref.device,
            " (the input's), got ", t.device)
 
 
+def _check_dense(op, tensors):
+    """csrc/ops_impl.h's dense(): the kernels read strided tensors only."""
+    for name, t in tensors.items():
+        if t is not None:
+            _check(op, t.layout == torch.strided and not t.is_nested, name,
+                   ": expected a strided (dense) tensor, got layout ", _layout(t.layout),
+                   " (nested)" if t.is_nested else "")
+
+
+def _layout(layout):
+    return str(layout).removeprefix("torch.").capitalize()  # as C++ prints it: Strided, Sparse
+
+
+def _check_batch_sizes_argument(op, bs):
+    """csrc/ops_impl.h's checked_batch_sizes."""
+    if bs is None:
+        return
+    _check(op, bs.layout == torch.strided and bs.dim() == 1 and bs.dtype == torch.long
+           and bs.device.type == "cpu", "batch_sizes: expected a 1-D int64 CPU tensor, got ",
+           bs.dim(), "-D ", _dtype(bs.dtype), " on ", bs.device, " (layout ", _layout(bs.layout),
+           ")")
+    _check(op, bs.is_contiguous(), "batch_sizes: expected a contiguous tensor, got strides ",
+           list(bs.stride()))
+
+
+_SCALAR_TYPE = {torch.float32: "Float", torch.float64: "Double", torch.float16: "Half",
+                torch.bfloat16: "BFloat16", torch.int64: "Long", torch.int32: "Int",
+                torch.int16: "Short", torch.int8: "Char", torch.uint8: "Byte", torch.bool: "Bool"}
+
+
+def _dtype(dtype):
+    """dtype as C++ prints it (c10::ScalarType)."""
+    return _SCALAR_TYPE.get(dtype, str(dtype))
+
+
 def _check_batch_sizes(op, bs, hx_name, B, N):
-    _check(op, bs.dim() == 1 and bs.dtype == torch.long and bs.device.type == "cpu",
-           "batch_sizes: expected a 1-D int64 CPU tensor, got ", bs.dim(), "-D ", bs.dtype,
-           " on ", bs.device)
     torch._check(bs.shape[0] > 0, lambda: "Expected sequence length to be larger than 0 in RNN")
     if is_fake(bs):
         return
     b = bs.tolist()
     _check(op, b[0] == B, "batch_sizes[0] = ", b[0], " must equal ", hx_name, "'s batch ", B)
     for t in range(len(b)):
-        _check(op, b[t] > 0, f"batch_sizes[{t}] = {b[t]}: expected positive values")
+        _check(op, b[t] >= 0, f"batch_sizes[{t}] = {b[t]}: expected non-negative values")
         _check(op, t == 0 or b[t] <= b[t - 1],
                f"batch_sizes[{t}] = {b[t]} > batch_sizes[{t - 1}] = {b[t - 1]}: expected "
                "non-increasing values (sequences sorted by decreasing length)")
@@ -62,7 +94,7 @@ def check_inputs(op, cell, input, hx, hx_name, w_ih, w_hh, w_hr, b_ih, b_hh, bat
     """csrc/ops_impl.h's check_inputs, in the same order. Returns (H, P)."""
     gates = GATES[cell]
     _check(op, input.dtype in (torch.float32, torch.float64),
-           "input: expected dtype float32 or float64, got ", input.dtype)
+           "input: expected dtype float32 or float64, got ", _dtype(input.dtype))
     _check(op, w_hh.dim() == 2, "w_hh: expected 2 dimensions, got ", w_hh.dim())
     P = w_hh.shape[1]
     if w_hr is not None:
@@ -111,6 +143,9 @@ def _rows(input):
 
 def _forward(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, training):
     op = f"fastrnn.{cell}_forward"
+    _check_dense(op, dict(input=input, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                          w_hr=w_hr))
+    _check_batch_sizes_argument(op, batch_sizes)
     H, P = check_inputs(op, cell, input, hx, "hx", w_ih, w_hh, w_hr, b_ih, b_hh, batch_sizes)
     if cell == "lstm":
         _check(op, cx is not None, "cx: expected a tensor")
@@ -144,12 +179,15 @@ def _backward(cell, grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, ba
     """The checks of csrc/ops_impl.h's backward; returns the gradients' fakes
     common to every cell: grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b."""
     op = f"fastrnn.{cell}_backward"
+    _check_dense(op, dict(grad_output=grad_output, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
+                          input=input, w_ih=w_ih, w_hh=w_hh, w_hr=w_hr, workspace=workspace))
+    _check_batch_sizes_argument(op, batch_sizes)
     H, P = check_inputs(op, cell, input, grad_h_n, "grad_h_n", w_ih, w_hh, w_hr, None, None,
                         batch_sizes)
     _check_shape(op, "grad_output", grad_output, (*input.shape[:-1], P))
     _check_same(op, "grad_output", grad_output, input)
     rows = _rows(input)
-    _check(op, workspace.numel() > 0 or rows == 0,
+    _check(op, workspace.numel() > 0 or rows * H == 0,
            "workspace is empty: the forward ran with training=False")
     _check_shape(op, "workspace", workspace, (SAVED[cell] + (w_hr is not None), rows, H))
     _check_same(op, "workspace", workspace, input)

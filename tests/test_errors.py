@@ -471,3 +471,24 @@ def test_one_meta_parameter_is_refused():
     ours.weight_hh_l0 = torch.nn.Parameter(torch.empty(4 * H, H, device="meta"))
     with pytest.raises(RuntimeError, match="not at the same device"):
         ours(torch.randn(T_OP, B, I))
+
+
+def _message(call):
+    with pytest.raises(RuntimeError) as info:
+        call()
+    return str(info.value).split("\n")[0]  # without the C++ backtrace, if any
+
+
+@pytest.mark.parametrize("override", [v[0] for v in BAD_FORWARD.values()], ids=BAD_FORWARD.keys())
+def test_fake_forward_refuses_in_the_real_ops_words(override):
+    args = _op_args(**override)
+    assert (_message(lambda: _lstm_forward(_on("meta", args)))
+            == _message(lambda: _lstm_forward(_on("cpu", args))))
+
+
+@pytest.mark.parametrize("override", [v[0] for v in BAD_BACKWARD.values()],
+                         ids=BAD_BACKWARD.keys())
+def test_fake_backward_refuses_in_the_real_ops_words(override):
+    args = _lstm_backward_args(**override)
+    run = lambda device: torch.ops.fastrnn.lstm_backward(*_on(device, args).values())
+    assert _message(lambda: run("meta")) == _message(lambda: run("cpu"))
