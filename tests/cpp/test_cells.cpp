@@ -194,9 +194,60 @@ void test_float() {
   expect_near("float gru grad pre_r", gd.pre_r, gdd.pre_r, tol);
 }
 
+// float's tanh, sigmoid and exp are written for the pointwise loops (no libm
+// call): within a few ulp of float64's everywhere (an error of several ulp in
+// tanh near +-1 was a large error in 1 - tanh^2, and in the gradients), and
+// NaN and +-Inf as torch gives them.
+double ulps(float got, double want) {
+  const float w = static_cast<float>(want);
+  if (got == w) return 0;
+  const double ulp = std::nextafter(std::abs(w), INFINITY) - std::abs(w);
+  return std::abs(got - want) / (ulp > 0 ? ulp : 1e-45);
+}
+
+void expect_ulps(const std::string& what, double worst, double limit) {
+  ++checks;
+  if (worst <= limit) return;
+  ++failures;
+  std::printf("FAIL %-28s %.2f ulp > %.2f\n", what.c_str(), worst, limit);
+}
+
+void expect_same(const std::string& what, float got, float want) {
+  ++checks;
+  if (got == want || (std::isnan(got) && std::isnan(want))) return;
+  ++failures;
+  std::printf("FAIL %-28s got %g want %g\n", what.c_str(), got, want);
+}
+
+void test_float_activations() {
+  double worst_tanh = 0, worst_sigmoid = 0, worst_exp = 0;
+  for (int k = -2000000; k <= 2000000; ++k) {
+    const float x = 20.f * static_cast<float>(k) / 2000000.f;  // [-20, 20], step 1e-5
+    worst_tanh = std::max(worst_tanh, ulps(fc::tanh<float>(x), std::tanh(double(x))));
+    worst_sigmoid = std::max(worst_sigmoid,
+                             ulps(fc::sigmoid<float>(x), 1 / (1 + std::exp(-double(x)))));
+    worst_exp = std::max(worst_exp, ulps(fc::exp_float(4.f * x), std::exp(4.0 * double(x))));
+  }
+  expect_ulps("float tanh", worst_tanh, 1.5);
+  expect_ulps("float sigmoid", worst_sigmoid, 3);
+  expect_ulps("float exp", worst_exp, 1.5);
+  const float inf = INFINITY, nan = NAN;
+  expect_same("tanh(+inf)", fc::tanh<float>(inf), 1.f);
+  expect_same("tanh(-inf)", fc::tanh<float>(-inf), -1.f);
+  expect_same("tanh(nan)", fc::tanh<float>(nan), nan);
+  expect_same("sigmoid(+inf)", fc::sigmoid<float>(inf), 1.f);
+  expect_same("sigmoid(-inf)", fc::sigmoid<float>(-inf), 0.f);
+  expect_same("sigmoid(nan)", fc::sigmoid<float>(nan), nan);
+  expect_same("exp(-inf)", fc::exp_float(-inf), 0.f);
+  expect_same("exp(+inf)", fc::exp_float(inf), inf);
+  expect_same("exp(nan)", fc::exp_float(nan), nan);
+  expect_same("relu(nan)", fc::relu<float>(nan), nan);
+}
+
 }  // namespace
 
 int main() {
+  test_float_activations();
   test_rnn();
   test_lstm();
   test_gru();
