@@ -228,7 +228,9 @@ class ScriptableGRU(_ScriptableOneState, nn.GRU):
 
 
 class ScriptableRNN(_ScriptableOneState, nn.RNN):
-    """fastrnn.RNN's twin for torch.jit.script."""
+    """fastrnn.RNN's twin for torch.jit.script. Its forward is ScriptableGRU's
+    written again: TorchScript finds a method's overloads only in the class
+    that declares them (torch._jit_internal._get_overloaded_methods)."""
 
     @torch._jit_internal._overload_method  # noqa: F811
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:

@@ -141,8 +141,8 @@ def _forward_op_args(cell, args, reverse, training):
 
 # --- gradcheck of the backward ops ------------------------------------------------------
 #
-# The backward ops have no autograd formula of their own (fastrnn does not do
-# double backward), so gradcheck cannot differentiate them as they are. They
+# The backward ops have no autograd formula of their own (double backward
+# differentiates the reference recurrence instead), so gradcheck cannot differentiate them as they are. They
 # are linear in the incoming gradients g: backward(g) = J^T g, J the Jacobian
 # of the forward. So the backward op is wrapped in an autograd.Function whose
 # own backward is J v, computed by forward-mode AD (torch.func.jvp) of the pure
