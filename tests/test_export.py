@@ -1,5 +1,5 @@
 """Models with fastrnn modules leave Python as torch.nn's do: torch.jit.trace,
-torch.export, torch.onnx.export (run by onnxruntime), whole-model
+torch.jit.script, torch.export, torch.onnx.export (run by onnxruntime), whole-model
 torch.save / torch.load(weights_only=True), and tensor-likes
 (__torch_function__) as input."""
 
