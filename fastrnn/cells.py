@@ -10,26 +10,17 @@ import torch
 from torch import nn
 
 from . import ops, scripting
-from .torch_errors import raise_like_torch
+from .torch_errors import RaisesLikeTorch
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
 
 
-class _FastCellBase(nn.RNNCellBase):
+class _FastCellBase(RaisesLikeTorch, nn.RNNCellBase):
     _cell = ""  # "rnn", "lstm" or "gru"
-    _torch_class = None  # the torch.nn cell this one replaces
 
     def __prepare_scriptable__(self):
-        """What torch.jit.script compiles: a twin with a forward in the
-        TorchScript subset (scripting.py). A user's subclass, which may have a
-        forward of its own, is compiled as it is."""
-        return scripting.scriptable(self) if type(self) in (RNNCell, LSTMCell, GRUCell) else self
-
-    def forward(self, input, hx=None):
-        try:
-            return self._forward(input, hx)
-        except Exception as error:  # torch.nn's exception instead, where it raises one
-            raise_like_torch(error, self._torch_class.forward, self, input, hx)
+        """What torch.jit.script compiles (scripting.py)."""
+        return scripting.scriptable(self)
 
     def _step(self, input, h, c=None, relu=False):
         """input [B, I], h [B, H] (and c [B, H] for lstm); returns h, c."""

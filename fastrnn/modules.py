@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import ops, scripting
-from .torch_errors import raise_like_torch
+from .torch_errors import RaisesLikeTorch
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -26,20 +26,11 @@ def _stack(states):
     return states[0].unsqueeze(0) if len(states) == 1 else torch.stack(states)
 
 
-class _FastRNNBase(nn.RNNBase):
-    _torch_class = None  # the torch.nn class this one replaces
+class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
 
     def __prepare_scriptable__(self):
-        """What torch.jit.script compiles: a twin with a forward in the
-        TorchScript subset (scripting.py). A user's subclass, which may have a
-        forward of its own, is compiled as it is."""
-        return scripting.scriptable(self) if type(self) in (RNN, LSTM, GRU) else self
-
-    def forward(self, input, hx=None):
-        try:
-            return self._forward(input, hx)
-        except Exception as error:  # torch.nn's exception instead, where it raises one
-            raise_like_torch(error, self._torch_class.forward, self, input, hx)
+        """What torch.jit.script compiles (scripting.py)."""
+        return scripting.scriptable(self)
 
     def _layer_weights(self, index):
         """ops.layer's weight arguments of one layer and direction (index =

@@ -317,14 +317,18 @@ class ScriptableLSTMCell(_ScriptableCell, nn.LSTMCell):
 
 
 def scriptable(module):
-    """A twin of `module`, an instance of one of fastrnn's six classes, that
-    torch.jit.script compiles: a shallow copy of it (the same parameter
-    tensors, registered under the same names) of the class above for its kind."""
+    """What torch.jit.script compiles for `module`. For one of fastrnn's six
+    classes, a twin that TorchScript compiles: a shallow copy of it (the same
+    parameter tensors, registered under the same names) of the class above for
+    its kind. A user's subclass, which may have a forward of its own, is
+    compiled as it is."""
     from . import cells, modules
 
     twins = {modules.LSTM: ScriptableLSTM, modules.GRU: ScriptableGRU,
              modules.RNN: ScriptableRNN, cells.RNNCell: ScriptableRNNCell,
              cells.GRUCell: ScriptableGRUCell, cells.LSTMCell: ScriptableLSTMCell}
+    if type(module) not in twins:
+        return module
     twin = copy.copy(module)
     twin.__class__ = twins[type(module)]
     twin._parameters = dict(module._parameters)

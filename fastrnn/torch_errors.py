@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-__all__ = ["raise_like_torch"]
+__all__ = ["RaisesLikeTorch", "raise_like_torch"]
 
 
 def _unsafe_batch_sizes(args):
@@ -84,3 +84,17 @@ def raise_like_torch(error, torch_forward, module, *args):
         warnings.simplefilter("ignore")
         torch_forward(module, *args)  # what it raises propagates
     raise error
+
+
+class RaisesLikeTorch:
+    """The forward of fastrnn's modules and cells: their _forward, with
+    torch.nn's exception where it refuses a call. _torch_class: the torch.nn
+    class the module replaces."""
+
+    _torch_class = None
+
+    def forward(self, input, hx=None):
+        try:
+            return self._forward(input, hx)
+        except Exception as error:  # torch.nn's exception instead, where it raises one
+            raise_like_torch(error, self._torch_class.forward, self, input, hx)
