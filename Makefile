@@ -1,46 +1,63 @@
 # One place for setup, the main job and the tests. Needs only Python 3 and a
-# C++ compiler: `make run` and `make test` create .venv, install torch and
-# the build/test tools, and build fastrnn into it.
+# C++ compiler: every target creates .venv, installs torch and the tools, and
+# builds fastrnn into the checkout, each step only when what it depends on
+# changed.
 #
 # make run     the main job: RNN, LSTM and GRU at seq_len 10, 20, 30 on the
-#              built-in text, trained on fastrnn and on torch.nn (fastrnn.compare)
-# make bench   the kernel benchmark against torch.nn (fastrnn.bench)
+#              built-in text, trained on fastrnn and on torch.nn (experiments.compare)
+# make test    the library's tests, the experiments' tests, the lower ISAs,
+#              the C++ tests (ctest) and a smoke run of the benchmark
+# make bench   the kernel benchmark against torch.nn (benchmarks.bench)
+# make lint    ruff (lint and format) and clang-format, as CI runs them
+# make format  rewrite the sources in the format `make lint` checks
 #
-# torch must not be installed into an isolated build environment (another
-# torch, broken ABI), so fastrnn is always built with --no-build-isolation.
+# fastrnn is built in place (fastrnn/_C*.so) with `setup.py build_ext`, whose
+# ninja build in build/ext recompiles only the sources that changed; a .pth
+# file puts the checkout on the venv's path (an editable install would
+# rebuild everything in a fresh temporary folder every time). torch must not
+# be installed into an isolated build environment (another torch, broken
+# ABI), which is why nothing here calls `pip install .`.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 ARGS   ?=
-STAMP  := $(VENV)/.fastrnn-deps
+DEPS   := $(VENV)/.fastrnn-deps
+EXT    := build/.fastrnn-ext
+REQUIREMENTS := tests/requirements.txt benchmarks/requirements.txt experiments/requirements.txt
+CSRC   := $(shell find csrc -type f)
+LINT_TOOLS := ruff==0.17.6 clang-format==23.1.5
+CXX_FILES = $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'tests/cpp/*.cpp')
 
-.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke clean
+.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke lint format clean
 
 setup: build
 
-$(STAMP):
+$(DEPS): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH)" numpy ninja pybind11 setuptools wheel \
-	    pytest pytest-benchmark expecttest tqdm matplotlib cmake music21
-	$(PY) -m pip install -q onnx onnxscript onnxruntime   # tests/test_export.py: torch.onnx.export, run by onnxruntime
-	touch $(STAMP)
+	$(PY) -m pip install -q "$(TORCH)" ninja pybind11 setuptools wheel cmake $(LINT_TOOLS)
+	$(PY) -m pip install -q $(addprefix -r ,$(REQUIREMENTS))
+	touch $(DEPS)
 
-# Builds fastrnn/_C in place and installs the package in editable mode.
-build: $(STAMP)
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+$(EXT): $(DEPS) $(CSRC) setup.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) setup.py -q build_ext --inplace --force \
+	    --build-temp build/ext
+	$(PY) -c "import site, sys; open(site.getsitepackages()[0] + '/fastrnn-checkout.pth', 'w').write(sys.argv[1] + '\n')" "$(CURDIR)"
+	touch $(EXT)
+
+build: $(EXT)
 
 run: build
-	$(PY) -m fastrnn.compare --backend both $(ARGS)
+	$(PY) -m experiments.compare --backend both $(ARGS)
 
 bench: build
-	$(PY) -m fastrnn.bench $(ARGS)
+	$(PY) -m benchmarks.bench $(ARGS)
 
 test: test-py test-isa test-cpp bench-smoke
 
 test-py: build
-	$(PY) -m pytest tests -q $(ARGS)
+	$(PY) -m pytest tests experiments/tests -q $(ARGS)
 
 # The numerical contract again on the lower instruction sets' pointwise loops
 # (and, below AVX2, the BLAS GEMM path), where this CPU has them.
@@ -53,15 +70,25 @@ test-isa: build
 	done
 
 # The C++ library for libtorch users, and its test of the cell math (ctest).
-test-cpp: $(STAMP)
+test-cpp: $(DEPS)
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake -S . -B build/cmake -G Ninja \
 	    -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake -j2
 	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
 
 bench-smoke: build
-	$(PY) -m fastrnn.bench --smoke --no-plot --json build/bench-smoke.json
+	$(PY) -m benchmarks.bench --smoke --no-plot --json build/bench-smoke.json
 	FASTRNN_BENCH_SMOKE=1 $(PY) -m pytest benchmarks -q --benchmark-only
+
+lint: $(DEPS)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run -Werror $(CXX_FILES)
+
+format: $(DEPS)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_FILES)
 
 clean:
 	rm -rf build dist *.egg-info fastrnn/_C*.so

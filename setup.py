@@ -12,6 +12,7 @@ Switches (environment variables), printed when the build starts:
 
 import glob
 import os
+import re
 import sys
 
 from setuptools import find_packages, setup
@@ -29,6 +30,15 @@ except ImportError:
     )
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    """fastrnn/version.py's __version__, read without importing fastrnn (whose
+    extension is what this builds)."""
+    with open(os.path.join(ROOT, "fastrnn", "version.py")) as f:
+        return re.search(r'^__version__ = "([^"]+)"$', f.read(), re.MULTILINE).group(1)
+
+
 DEBUG = os.environ.get("FASTRNN_DEBUG", "0") == "1"
 WITH_CUDA = os.environ.get("FASTRNN_CUDA", "0") == "1"
 
@@ -57,14 +67,15 @@ link_flags = ["-fopenmp"]
 
 setup(
     name="fastrnn",
-    version="0.1.0",
+    version=read_version(),
     description="Fused CPU kernels for RNN, LSTM and GRU: drop-in replacements for torch.nn",
+    # the library only: experiments/, benchmarks/ and tests/ stay in the checkout
     packages=find_packages(include=["fastrnn", "fastrnn.*"]),
+    license="BSD-3-Clause",
     python_requires=">=3.9",
-    install_requires=["torch", "numpy"],
-    extras_require={"bench": ["tqdm", "matplotlib"], "test": ["pytest", "pytest-benchmark"],
-                    # the Bach chorales of python -m fastrnn.music
-                    "music": ["music21"]},
+    # the library needs torch alone; the experiments, the benchmark and the
+    # tests (run from a checkout) list their own in requirements files
+    install_requires=["torch"],
     ext_modules=[
         CppExtension(
             "fastrnn._C",
@@ -75,6 +86,4 @@ setup(
         )
     ],
     cmdclass={"build_ext": BuildExtension},
-    entry_points={"console_scripts": ["fastrnn-bench=fastrnn.bench:main",
-                                      "fastrnn-compare=fastrnn.compare:main"]},
 )

@@ -8,6 +8,7 @@ from . import ops, reference
 from .cells import GRUCell, LSTMCell, RNNCell
 from .convert import convert
 from .modules import GRU, LSTM, RNN
+from .version import __version__
 
 # A whole model saved with torch.save loads with torch.load(weights_only=True)
 # when its classes are allow-listed; torch.nn's users list torch.nn's (e.g.
@@ -18,5 +19,7 @@ import torch as _torch
 
 _torch.serialization.add_safe_globals([RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell])
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "convert", "ops", "reference"]
-__version__ = "0.1.0"
+__all__ = [
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "convert", "ops", "reference",
+    "__version__",
+]

@@ -84,7 +84,7 @@ def _replacement(module):
     return new
 
 
-def convert(model):
+def convert(model: nn.Module) -> nn.Module:
     """Replace every torch.nn.RNN / LSTM / GRU / RNNCell / LSTMCell / GRUCell in
     `model` by fastrnn's, in place, and return the model (or the replacement, if
     `model` itself is one of them). Their hooks carry over. A module fastrnn

@@ -7,12 +7,14 @@ empty unless `training` is true. The LSTM ops take an optional projection
 w_hr [P, H] (torch.nn.LSTM's proj_size P): then h has P features.
 """
 
+from typing import Optional, Tuple
+
 import torch
-from torch.autograd import forward_ad
+from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function
 
 from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
-from . import onnx_export, reference
+from . import eager, onnx_export, reference
 from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
 __all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
@@ -27,18 +29,6 @@ DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 # forward saved rather than recomputed. A first-order backward runs the fused
 # backward op, which reads input, weights and workspace; a backward that builds
 # a graph of its own (create_graph=True) needs the states and biases too.
-
-def _call(op, *args):
-    """op(*args), below the autograd dispatch key where nothing can need a
-    gradient (grad mode off) in eager code: the key's kernel is Python
-    (torch.library's wrapper, or the not-implemented fallback of the backward
-    ops), and cost more than a one-step op at batch 1; after other work had
-    evicted it from the caches, several times more."""
-    if torch.is_grad_enabled() or torch.compiler.is_compiling():
-        return op(*args)
-    with torch._C._AutoDispatchBelowAutograd():
-        return op(*args)
-
 
 def _setup_common(ctx, cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse,
                   workspace, relu=False):
@@ -96,7 +86,7 @@ def _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh):
 def _fused_rnn(ctx, grad_output, grad_h_n, _grad_c_n):
     input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
-    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = _call(
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = eager.call(
         torch.ops.fastrnn.rnn_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
         batch_sizes, ctx.reverse, ctx.relu, workspace)
     grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
@@ -106,7 +96,7 @@ def _fused_rnn(ctx, grad_output, grad_h_n, _grad_c_n):
 def _fused_gru(ctx, grad_output, grad_h_n, _grad_c_n):
     input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
-    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _call(
+    grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = eager.call(
         torch.ops.fastrnn.gru_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
         batch_sizes, ctx.reverse, workspace)
     if b_ih is None:
@@ -119,7 +109,7 @@ def _fused_lstm(ctx, grad_output, grad_h_n, grad_c_n):
     if grad_c_n is None:
         grad_c_n = torch.zeros_like(cx)
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
-    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = _call(
+    grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = eager.call(
         torch.ops.fastrnn.lstm_backward.default, grad_output, grad_h_n, grad_c_n, input, w_ih,
         w_hh, w_hr, batch_sizes, ctx.reverse, workspace)
     grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
@@ -177,51 +167,17 @@ for _cell, (_setup, _backward) in _AUTOGRAD.items():
 _FORWARD_OPS = {cell: getattr(torch.ops.fastrnn, f"{cell}_forward").default for cell in _AUTOGRAD}
 
 
-class _Eager(torch.autograd.Function):
-    """The same autograd as registered above (the same setup_context and
-    backward functions), for eager calls: torch.library's wrapper re-reads the
-    op's schema on every call (torch._library.utils.fill_defaults, ~90 us),
-    longer than a whole one-step LSTM op at batch 1. Compiled graphs trace the
-    registered autograd instead, and pay nothing per call."""
-
-    @staticmethod
-    def forward(ctx, cell, *inputs):
-        # grad mode is off here: the op runs below autograd
-        output = _call(_FORWARD_OPS[cell], *inputs)
-        _AUTOGRAD[cell][0](ctx, inputs, output)
-        return output
-
-    @staticmethod
-    def backward(ctx, *grads):
-        # grad mode, on in a backward with create_graph=True, picks the
-        # differentiable gradients (see _gradients)
-        return (None, *_AUTOGRAD[ctx.cell][1](ctx, *grads))
-
-
-def _refuse_forward_ad(inputs):
-    """Forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd)
-    raises: the ops have no forward derivative, and run below autograd they
-    dropped the tangents without a word (a zero derivative)."""
-    if forward_ad._current_level < 0:  # no dual level: nothing can carry a tangent
-        return
-    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
-           for t in inputs):
-        raise NotImplementedError(
-            "fastrnn: forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd) is "
-            "not supported; reverse mode, double backward included, is")
-
-
 def _forward(cell, training, *inputs):
     """cell's forward op on inputs, recorded for autograd when training."""
     # compiled graphs trace the registered autograd; torch.jit.trace records
-    # the op itself (an autograd.Function would be an opaque Python node)
+    # the op itself (an autograd.Function would be an opaque Python node);
+    # eager calls take the fast path of eager.py
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return _FORWARD_OPS[cell](*inputs)
-    _refuse_forward_ad(inputs)
+    eager.refuse_forward_ad(inputs)
     if training:
-        return _Eager.apply(cell, *inputs)
-    with torch._C._AutoDispatchBelowAutograd():  # nothing needs a gradient
-        return _FORWARD_OPS[cell](*inputs)
+        return eager.apply(_FORWARD_OPS[cell], *_AUTOGRAD[cell], *inputs)
+    return eager.call_below_autograd(_FORWARD_OPS[cell], *inputs)  # nothing needs a gradient
 
 
 def _needs_grad(*tensors):
@@ -232,8 +188,10 @@ def _needs_grad(*tensors):
     return grad_mode and any(t is not None and t.requires_grad for t in tensors)
 
 
-def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
-          reverse=False, relu=False, w_hr=None):
+def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
+          b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None,
+          batch_sizes: Optional[Tensor] = None, reverse: bool = False, relu: bool = False,
+          w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run one layer in one direction through fastrnn's fused op for `cell`.
 
     input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx: [B, P], cx:

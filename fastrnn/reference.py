@@ -6,19 +6,24 @@ fastrnn.ops also differentiates it when a backward must build a graph
 operations, twice differentiable as torch.nn's are.
 """
 
+from typing import Optional, Tuple
+
 import torch
+from torch import Tensor
 
 __all__ = ["rnn_cell", "lstm_cell", "gru_cell", "layer"]
 
 
-def rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh, relu=False):
+def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+             b_hh: Optional[Tensor], relu: bool = False) -> Tensor:
     pre = x @ w_ih.t() + h @ w_hh.t()
     if b_ih is not None:
         pre = pre + b_ih + b_hh
     return torch.relu(pre) if relu else torch.tanh(pre)
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+              b_hh: Optional[Tensor], w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     gates = x @ w_ih.t() + h @ w_hh.t()
     if b_ih is not None:
         gates = gates + b_ih + b_hh
@@ -28,7 +33,8 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
     return (h if w_hr is None else h @ w_hr.t()), c
 
 
-def gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
+def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
+             b_hh: Optional[Tensor]) -> Tensor:
     x_r, x_z, x_n = (x @ w_ih.t() + (0 if b_ih is None else b_ih)).chunk(3, dim=-1)
     h_r, h_z, h_n = (h @ w_hh.t() + (0 if b_hh is None else b_hh)).chunk(3, dim=-1)
     r = torch.sigmoid(x_r + h_r)
@@ -37,8 +43,10 @@ def gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
     return (1 - z) * n + z * h
 
 
-def layer(cell, input, hx, cx, w_ih, w_hh, b_ih=None, b_hh=None, batch_sizes=None,
-          reverse=False, relu=False, w_hr=None):
+def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
+          b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None,
+          batch_sizes: Optional[Tensor] = None, reverse: bool = False, relu: bool = False,
+          w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """input: [T, B, I], or [N, I] packed with batch_sizes [T]; w_hr: an lstm's
     projection [P, H] or None. Returns (output, h_n, c_n) as fastrnn.ops.layer
     does."""

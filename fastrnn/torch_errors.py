@@ -22,10 +22,18 @@ fastrnn accepts pays nothing: this runs only after a refusal.
 """
 
 import warnings
+from typing import Optional, Tuple, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
+
+# the arguments and results of the modules' and cells' forward, as torch.nn's:
+# a layer takes a Tensor or a PackedSequence and returns (output, state); a
+# cell takes a Tensor and returns its new state. A state is h, or (h, c) for
+# an LSTM.
+State = Union[Tensor, Tuple[Tensor, Tensor]]
+Input = Union[Tensor, PackedSequence]
 
 __all__ = ["RaisesLikeTorch", "raise_like_torch"]
 
@@ -93,7 +101,7 @@ class RaisesLikeTorch:
 
     _torch_class = None
 
-    def forward(self, input, hx=None):
+    def forward(self, input: Input, hx: Optional[State] = None) -> Union[Tuple[Input, State], State]:
         try:
             return self._forward(input, hx)
         except Exception as error:  # torch.nn's exception instead, where it raises one

@@ -8,8 +8,8 @@ float32 error (plus a tiny floor), tensor by tensor.
 import pytest
 import torch
 
-from conftest import (CELLS, float32_excess, cast_inputs, cast_module, compare, forward_backward, make_inputs,
-                      make_pair, max_abs)
+from helpers import (CELLS, cast_inputs, cast_module, compare, devices, float32_excess,
+                     forward_backward, make_inputs, make_pair, max_abs)
 
 # (seq_len, batch, input_size, hidden_size, num_layers, bias, batch_first, initial_state)
 # Not the Cartesian product: 14 configurations that together take every value
@@ -36,8 +36,8 @@ CELL_IDS = list(CELLS)
 F64_TOL = dict(atol=1e-10, rtol=1e-10)
 
 
-def _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given, dtype):
-    ref, ours = make_pair(cell, I, H, dtype=dtype, num_layers=L, bias=bias,
+def _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given, dtype, device):
+    ref, ours = make_pair(cell, I, H, dtype=dtype, device=device, num_layers=L, bias=bias,
                           batch_first=batch_first)
     x, hx, upstream = make_inputs(ref, T, B, dtype, with_state=given)
     return ref, ours, x, hx, upstream
@@ -45,9 +45,10 @@ def _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given, dtype):
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,batch_first,given", CONFIGS)
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_float64_matches_torch(cell, T, B, I, H, L, bias, batch_first, given):
+@pytest.mark.parametrize("device", devices())
+def test_float64_matches_torch(device, cell, T, B, I, H, L, bias, batch_first, given):
     ref, ours, x, hx, upstream = _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given,
-                                                  torch.float64)
+                                                  torch.float64, device)
     expected = forward_backward(ref, x, hx, upstream)
     got = forward_backward(ours, x, hx, upstream)
     compare(got, expected, **F64_TOL)
@@ -55,9 +56,10 @@ def test_float64_matches_torch(cell, T, B, I, H, L, bias, batch_first, given):
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,batch_first,given", CONFIGS)
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_float32_error_within_twice_torch(cell, T, B, I, H, L, bias, batch_first, given):
+@pytest.mark.parametrize("device", devices())
+def test_float32_error_within_twice_torch(device, cell, T, B, I, H, L, bias, batch_first, given):
     ref32, ours32, x, hx, upstream = _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first,
-                                                      given, torch.float32)
+                                                      given, torch.float32, device)
     # The truth: torch.nn in float64 on exactly the float32 weights and inputs.
     truth = forward_backward(cast_module(ref32, torch.float64),
                              *cast_inputs(x, hx, upstream, torch.float64))
@@ -71,8 +73,9 @@ def test_float32_error_within_twice_torch(cell, T, B, I, H, L, bias, batch_first
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("given", [True, False], ids=["hx", "no_hx"])
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_unbatched_input(cell, given, batch_first):
-    ref, ours = make_pair(cell, 4, 6, num_layers=2, batch_first=batch_first)
+@pytest.mark.parametrize("device", devices())
+def test_unbatched_input(device, cell, given, batch_first):
+    ref, ours = make_pair(cell, 4, 6, device=device, num_layers=2, batch_first=batch_first)
     x, hx, upstream = make_inputs(ref, 5, None, torch.float64, with_state=given)
     assert x.dim() == 2
     expected = forward_backward(ref, x, hx, upstream)

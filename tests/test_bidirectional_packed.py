@@ -5,7 +5,7 @@ project's rule (at most twice torch.nn's own error against float64)."""
 import pytest
 import torch
 
-from conftest import (CELLS, LENGTHS, cast_inputs, cast_module, compare, float32_excess,
+from helpers import (devices, CELLS, LENGTHS, cast_inputs, cast_module, compare, float32_excess,
                       forward_backward, make_inputs, make_pair, packed_forward_backward)
 
 CELL_IDS = list(CELLS)
@@ -22,8 +22,9 @@ SHAPES = [
 @pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
 @pytest.mark.parametrize("batch_first", [False, True], ids=["", "bf"])
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_bidirectional_matches_torch(cell, T, B, I, H, L, bias, given, batch_first):
-    ref, ours = make_pair(cell, I, H, num_layers=L, bias=bias, batch_first=batch_first,
+@pytest.mark.parametrize("device", devices())
+def test_bidirectional_matches_torch(device, cell, T, B, I, H, L, bias, given, batch_first):
+    ref, ours = make_pair(cell, I, H, device=device, num_layers=L, bias=bias, batch_first=batch_first,
                           bidirectional=True)
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
     compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
@@ -34,11 +35,14 @@ def test_bidirectional_matches_torch(cell, T, B, I, H, L, bias, given, batch_fir
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
 @pytest.mark.parametrize("cell", CELL_IDS)
-def test_packed_matches_torch(cell, T, B, I, H, L, bias, given, bidirectional, enforce_sorted):
+@pytest.mark.parametrize("device", devices())
+def test_packed_matches_torch(device, cell, T, B, I, H, L, bias, given, bidirectional,
+                              enforce_sorted):
     lengths = [min(n, T) for n in LENGTHS[B]]
     if enforce_sorted:
         lengths = sorted(lengths, reverse=True)
-    ref, ours = make_pair(cell, I, H, num_layers=L, bias=bias, bidirectional=bidirectional)
+    ref, ours = make_pair(cell, I, H, device=device, num_layers=L, bias=bias,
+                          bidirectional=bidirectional)
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
     theirs = packed_forward_backward(ref, x, lengths, enforce_sorted, hx, upstream)
     got = packed_forward_backward(ours, x, lengths, enforce_sorted, hx, upstream)

@@ -9,7 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fastrnn
-from conftest import compare, float32_excess
+from helpers import compare, devices, float32_excess
 
 CELLS = {
     "rnn_tanh": (torch.nn.RNNCell, fastrnn.RNNCell, {"nonlinearity": "tanh"}, "rnn"),
@@ -20,10 +20,10 @@ CELLS = {
 I, H = 5, 7
 
 
-def cell_pair(cell, dtype=torch.float64, bias=True):
+def cell_pair(cell, dtype=torch.float64, bias=True, device="cpu"):
     torch_cls, fast_cls, extra, _ = CELLS[cell]
-    ref = torch_cls(I, H, bias=bias, **extra).to(dtype)
-    ours = fast_cls(I, H, bias=bias, **extra).to(dtype)
+    ref = torch_cls(I, H, bias=bias, **extra).to(device, dtype)
+    ours = fast_cls(I, H, bias=bias, **extra).to(device, dtype)
     ours.load_state_dict(ref.state_dict())
     return ref, ours
 
@@ -44,12 +44,16 @@ def step_and_grads(module, x, hx, upstream):
     return result
 
 
-def inputs(cell, batch, given, dtype):
+def inputs(cell, batch, given, dtype, device="cpu"):
     shape = (batch, H) if batch else (H,)
-    x = torch.randn((batch, I) if batch else (I,), dtype=dtype)
+
+    def randn(shape):
+        return torch.randn(shape, dtype=dtype, device=device)
+
+    x = randn((batch, I) if batch else (I,))
     n = 2 if cell == "lstm" else 1
-    hx = tuple(torch.randn(shape, dtype=dtype) for _ in range(n)) if given else None
-    upstream = tuple(torch.randn(shape, dtype=dtype) for _ in range(n))
+    hx = tuple(randn(shape) for _ in range(n)) if given else None
+    upstream = tuple(randn(shape) for _ in range(n))
     return x, hx, upstream
 
 
@@ -57,9 +61,10 @@ def inputs(cell, batch, given, dtype):
 @pytest.mark.parametrize("given", [True, False], ids=["state", "nostate"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_cell_matches_torch(cell, batch, given, bias):
-    ref, ours = cell_pair(cell, bias=bias)
-    x, hx, upstream = inputs(cell, batch, given, torch.float64)
+@pytest.mark.parametrize("device", devices())
+def test_cell_matches_torch(device, cell, batch, given, bias):
+    ref, ours = cell_pair(cell, bias=bias, device=device)
+    x, hx, upstream = inputs(cell, batch, given, torch.float64, device)
     compare(step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream),
             atol=1e-10, rtol=1e-10)
 

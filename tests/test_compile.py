@@ -12,7 +12,7 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
 import fastrnn
-from conftest import compare, forward_backward, make_inputs, make_pair
+from helpers import compare, forward_backward, make_inputs, make_pair
 
 VOCAB, EMBED, HIDDEN = 20, 8, 12
 MODULES = {"lstm": fastrnn.LSTM, "lstm_proj": functools.partial(fastrnn.LSTM, proj_size=5),

@@ -10,7 +10,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
-from conftest import (CELLS, cast_module, compare, float32_excess, make_inputs, make_pair,
+from helpers import (CELLS, cast_module, compare, float32_excess, make_inputs, make_pair,
                       precision_excess)
 from test_cells import CELLS as CELL_KINDS, cell_pair
 from test_uses_fastrnn_ops import TORCH_RNN_OP, OpRecorder

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fastrnn
-from conftest import CELLS, make_pair
+from helpers import CELLS, make_pair
 
 CELL_IDS = list(CELLS)
 L, B, I, H = 2, 3, 4, 6  # num_layers, batch, input_size, hidden_size of the modules here

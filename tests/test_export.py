@@ -14,7 +14,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import fastrnn
-from conftest import CELLS, make_pair
+from helpers import CELLS, make_pair
 
 I, H, T, B = 3, 5, 6, 2
 

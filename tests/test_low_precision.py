@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import (LENGTHS, cast_inputs, cast_module, forward_backward, make_inputs, make_pair,
+from helpers import (LENGTHS, cast_inputs, cast_module, forward_backward, make_inputs, make_pair,
                       packed_forward_backward, precision_excess)
 from test_cells import CELLS as CELL_KINDS, cell_pair, inputs as cell_inputs, step_and_grads
 from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP

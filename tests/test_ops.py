@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from conftest import float32_excess
+from helpers import float32_excess
 from fastrnn import ops, reference
 
 # cell name -> (ops/reference cell, relu); lstm_proj: lstm with a projection w_hr

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fastrnn
-from conftest import (LENGTHS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
+from helpers import (LENGTHS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
                       make_inputs, make_pair, packed_forward_backward)
 
 F64_TOL = dict(atol=1e-10, rtol=1e-10)

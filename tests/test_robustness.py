@@ -24,7 +24,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence
 
 import fastrnn
-from conftest import (cast_inputs, cast_module, compare, forward_backward, make_inputs,
+from helpers import (cast_inputs, cast_module, compare, forward_backward, make_inputs,
                       make_pair, packed_forward_backward, precision_excess)
 from fastrnn import ops, reference
 

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import fastrnn
-from conftest import compare, precision_excess
+from helpers import compare, precision_excess
 
 try:
     from torch.testing._internal.common_modules import ModuleErrorEnum, module_db

@@ -10,7 +10,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fastrnn
-from conftest import CELLS, compare, forward_backward, make_inputs, make_pair
+from helpers import CELLS, compare, forward_backward, make_inputs, make_pair
 
 CELL_IDS = list(CELLS)
 OP_OF_CELL = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
