@@ -1,3 +1,3 @@
-# A package, so that pytest imports benchmarks/conftest.py as benchmarks.conftest
-# and it cannot shadow tests/conftest.py (which the tests import as `conftest`)
-# when both directories run in one pytest session.
+# A package, so that `python -m benchmarks.bench` (run from the repository
+# root) runs the benchmark's command line with its parts (benchmarks.cases,
+# benchmarks.timing, ...) imported as one package's modules.

@@ -7,6 +7,9 @@
 Options (or environment variables):
   --smoke                (FASTRNN_BENCH_SMOKE=1)   size small, seq_len 10, 3 rounds each
   --bench-threads N      (FASTRNN_BENCH_THREADS=N) torch.set_num_threads, default 2
+  --bench-device D       (FASTRNN_BENCH_DEVICE=D)  cpu (default) or cuda: where the
+                         modules and inputs live; on cuda each timed call ends
+                         with torch.cuda.synchronize()
 
 Tables are grouped by benchmark.group = "<cell>-<size>-T<seq_len>-<mode>", so
 fastrnn and torch.nn of one case sit side by side; this is pytest-benchmark's
@@ -17,6 +20,8 @@ import os
 
 import pytest
 import torch
+
+from benchmarks.machine import require_device
 
 
 def _env_flag(name):
@@ -32,19 +37,33 @@ def pytest_addoption(parser):
                     default=int(os.environ.get("FASTRNN_BENCH_THREADS", "2")),
                     help="fastrnn benchmarks: torch.set_num_threads (default 2, or "
                          "FASTRNN_BENCH_THREADS)")
+    group.addoption("--bench-device", choices=("cpu", "cuda"),
+                    default=os.environ.get("FASTRNN_BENCH_DEVICE", "cpu"),
+                    help="fastrnn benchmarks: the device of the modules and inputs (default "
+                         "cpu, or FASTRNN_BENCH_DEVICE)")
 
 
 def pytest_configure(config):
     if getattr(config.option, "benchmark_group_by", None) in (None, ""):
         config.option.benchmark_group_by = "group"
     torch.set_num_threads(config.getoption("--bench-threads"))
+    try:
+        require_device(config.getoption("--bench-device"))
+    except RuntimeError as e:
+        raise pytest.UsageError(f"--bench-device: {e}") from None
 
 
 def pytest_report_header(config):
     mode = "smoke" if config.getoption("--smoke") else "full"
-    return f"fastrnn benchmarks: {mode} grid, torch threads {torch.get_num_threads()}"
+    return (f"fastrnn benchmarks: {mode} grid, device {config.getoption('--bench-device')}, "
+            f"torch threads {torch.get_num_threads()}")
 
 
 @pytest.fixture
 def smoke(request):
     return request.config.getoption("--smoke")
+
+
+@pytest.fixture
+def bench_device(request):
+    return request.config.getoption("--bench-device")

@@ -1,7 +1,7 @@
 """Fixed cost of one fastrnn op call, with warm caches and after other work
 has evicted them.
 
-The interleaved benchmark (python -m fastrnn.bench) runs torch.nn and the
+The interleaved benchmark (python -m benchmarks.bench) runs torch.nn and the
 GEMM limit between fastrnn's calls, so each call starts with caches that hold
 someone else's data; at batch 1 that start costs more than the arithmetic.
 This script times the raw LSTM forward op at batch 1 (below autograd, no

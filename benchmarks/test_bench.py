@@ -3,38 +3,40 @@
 One benchmark per (cell, size, seq_len, mode, impl): small, seed and medium at
 seq_len 10, 20, 30, 50, 100, 200 and large at 50; forward (eval, no grad) and
 train (forward + backward of output.sum() + h_n.sum() (+ c_n.sum())). The
-modules, inputs and steps are fastrnn.bench's, the same as
-`python -m fastrnn.bench` times. See benchmarks/README.md and conftest.py.
+modules, inputs and steps are benchmarks/workloads.py's, the same as
+`python -m benchmarks.bench` times. See benchmarks/README.md and conftest.py.
 """
 
-import pytest
+from benchmarks.cases import CELLS, MODES, SIZES, full_grid, grid
+from benchmarks.timing import synchronized
+from benchmarks.workloads import make_input, make_modules, make_step
 
-from fastrnn import bench
-
-SMOKE_CASES = [(cell, "small", 10, mode) for cell in bench.CELLS for mode in bench.MODES]
+SMOKE_CASES = grid(["small"], CELLS, MODES, seq_lens=[10])
 IMPLS = ("fastrnn", "torch")
 
 
 def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
-    cases = SMOKE_CASES if metafunc.config.getoption("--smoke") else bench.full_grid()
+    cases = SMOKE_CASES if metafunc.config.getoption("--smoke") else full_grid()
     params = [(case, impl) for case in cases for impl in IMPLS]
     ids = [f"{cell}-{size}-T{seq_len}-{mode}-{impl}"
            for (cell, size, seq_len, mode), impl in params]
     metafunc.parametrize("case,impl", params, ids=ids)
 
 
-def test_bench(benchmark, case, impl, smoke):
+def test_bench(benchmark, case, impl, smoke, bench_device):
     cell, size, seq_len, mode = case
-    ref, ours = bench.make_modules(cell, size)
-    x = bench.make_input(size, seq_len, mode)
-    step = bench.make_step(ours if impl == "fastrnn" else ref, x, mode)
+    ref, ours = make_modules(cell, size, device=bench_device)
+    x = make_input(size, seq_len, mode, device=bench_device)
+    # pytest-benchmark reads the host clock: a call must end when its device work does
+    step = synchronized(make_step(ours if impl == "fastrnn" else ref, x, mode), bench_device)
 
     benchmark.group = f"{cell}-{size}-T{seq_len}-{mode}"
-    s = bench.SIZES[size]
+    s = SIZES[size]
     benchmark.extra_info.update(cell=cell, size=size, batch=s.batch, input=s.input,
-                                hidden=s.hidden, seq_len=seq_len, mode=mode, impl=impl)
+                                hidden=s.hidden, seq_len=seq_len, mode=mode, impl=impl,
+                                device=bench_device)
     if smoke:
         benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
     else:

@@ -1,0 +1,143 @@
+"""The benchmark's report: the table of cases, the header of the machine,
+the legend of the columns, and the speed-up plot."""
+
+import os
+
+from .agreement import REL_TOL
+from .cases import CELLS, MODES, SIZES
+from .machine import BUSY_WARN
+
+COLUMNS = [  # header, width, format of a record
+    ("cell", 4, lambda r: r["cell"]),
+    ("size", 6, lambda r: r["size"]),
+    ("T", 4, lambda r: str(r["seq_len"])),
+    ("mode", 7, lambda r: r["mode"]),
+    ("torch ms", 9, lambda r: _ms(r.get("torch_ms"))),
+    ("fastrnn ms", 10, lambda r: _ms(r.get("fastrnn_ms"))),
+    ("speed-up", 8, lambda r: _x(r.get("speedup"))),
+    ("limit ms", 9, lambda r: _ms(r.get("limit_ms"))),
+    ("(mm oh)", 8, lambda r: _ms(r.get("limit_overhead_ms"))),
+    ("fast/limit", 10, lambda r: _x(r.get("fastrnn_over_limit"))),
+    ("fast/net", 8, lambda r: _x(r.get("fastrnn_over_limit_net"))),
+    ("max diff", 8, lambda r: _e(r.get("check", {}).get("max_abs_diff"))),
+    ("rel diff", 8, lambda r: _e(r.get("check", {}).get("max_rel_diff"))),
+    ("busy", 4, lambda r: "-" if r.get("others_cpu") is None else f"{100 * r['others_cpu']:.0f}%"),
+    ("check", 5, lambda r: "ERROR" if "error" in r else ("ok" if r["check"]["ok"] else "FAIL")),
+]
+
+
+def _ms(v):
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if v < 10 else f"{v:.2f}" if v < 100 else f"{v:.1f}"
+
+
+def _x(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _e(v):
+    return "-" if v is None else f"{v:.1e}"
+
+
+def format_table(records):
+    """One row per case record; "-" where a record lacks the value."""
+    head = "  ".join(h.rjust(w) if i > 3 else h.ljust(w) for i, (h, w, _) in enumerate(COLUMNS))
+    lines = [head, "-" * len(head)]
+    for r in records:
+        cells = []
+        for i, (_, w, f) in enumerate(COLUMNS):
+            try:
+                v = f(r)
+            except (KeyError, TypeError):
+                v = "-"
+            cells.append(v.rjust(w) if i > 3 else v.ljust(w))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def format_machine(info):
+    """The run's header: CPU (and GPU), versions, GEMM rate, load."""
+    lines = [
+        f"CPU: {info['cpu_model']} ({', '.join(info['cpu_flags']) or 'no AVX flags'}); "
+        f"{info['cpus_available']} CPUs available, torch threads {info['torch_threads']}",
+        f"torch {info['torch']} (MKL {'yes' if info['mkl'] else 'no'}), fastrnn {info['fastrnn']}, "
+        f"Python {info['python']}",
+        f"SGEMM 1024^3 (torch.mm, {info['torch_threads']} threads): "
+        f"{info['sgemm_1024_gflops_median']:.1f} GFLOP/s median, "
+        f"{info['sgemm_1024_gflops_best']:.1f} best",
+        f"empty torch.mm call in a Python loop: {info['mm_call_overhead_us']:.2f} us",
+        "load average at start: " + (" ".join(f"{v:.2f}" for v in info["loadavg_start"])
+                                     if info["loadavg_start"] else "n/a"),
+    ]
+    if "gpu" in info:
+        lines.insert(1, f"GPU: {info['gpu']} (CUDA {info['cuda']}); times from CUDA events; "
+                        "SGEMM and the empty torch.mm call below ran on the GPU")
+    return "\n".join(lines)
+
+
+def legend(rel_tol=REL_TOL):
+    """What each column means, with the check's tolerance `rel_tol`."""
+    rows = [
+        ("speed-up", "median over interleaved rounds of (torch.nn time / fastrnn time); "
+                     "> 1: fastrnn is faster"),
+        ("limit", "the GEMMs the recurrence cannot avoid, same shapes, as torch.mm(out=) calls "
+                  "in a Python loop"),
+        ("(mm oh)", "calls x the cost of an empty torch.mm call: the Python/dispatch part of "
+                    '"limit"'),
+        ("fast/limit", "median of (fastrnn time / limit time) per round; fast/net: the same "
+                       "with (limit - mm oh)"),
+        ("max diff", "max |fastrnn - torch.nn| over output, states (and in train every "
+                     "gradient), float32"),
+        ("rel diff", f"the same relative to max |torch.nn| of each tensor; FAIL if > {rel_tol:g}"),
+        ("busy", "share of the machine's CPU time other processes used while the case was "
+                 "timed\n"
+                 f"(from /proc/stat); over {int(BUSY_WARN * 100)}% the case's times are suspect"),
+    ]
+    indent = "\n" + " " * len(f"{'':<10} = ")
+    return "\n".join(f"{name:<10} = {meaning.replace(chr(10), indent)}" for name, meaning in rows)
+
+
+def plot(records, path):
+    """Speed-up against seq_len, a line per cell, a panel per size x mode, to
+    `path` (PNG); False when no record has a speed-up."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in records if r.get("speedup") is not None]
+    sizes = [s for s in SIZES if any(r["size"] == s for r in records)]
+    modes = [m for m in MODES if any(r["mode"] == m for r in records)]
+    if not records:
+        return False
+    fig, axes = plt.subplots(len(sizes), len(modes), squeeze=False,
+                             figsize=(5.2 * len(modes), 3.4 * len(sizes)))
+    for i, size in enumerate(sizes):
+        for j, mode in enumerate(modes):
+            ax = axes[i][j]
+            for cell in CELLS:
+                pts = sorted((r["seq_len"], r["speedup"]) for r in records
+                             if r["size"] == size and r["mode"] == mode and r["cell"] == cell)
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=cell)
+            ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+            ax.set_xscale("log")
+            s = SIZES[size]
+            ax.set_title(f"{size} (B={s.batch}, I={s.input}, H={s.hidden}), {mode}", fontsize=10)
+            ax.set_xlabel("seq_len")
+            ax.set_ylabel("speed-up vs torch.nn")
+            ax.legend(fontsize=8)
+            ax.grid(True, which="both", alpha=0.3)
+            seq_lens = sorted({r["seq_len"] for r in records if r["size"] == size})
+            ax.set_xticks(seq_lens)
+            ax.set_xticklabels([str(t) for t in seq_lens])
+            ax.minorticks_off()
+    fig.suptitle("fastrnn speed-up over torch.nn (median of interleaved ratios)")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------
