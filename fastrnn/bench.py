@@ -38,7 +38,7 @@ from collections import namedtuple
 import torch
 
 import fastrnn
-from fastrnn.cli import comma_list
+from experiments.cli import comma_list
 
 __all__ = [
     "SIZES", "CELLS", "MODES", "ALL_SEQ_LENS", "REL_TOL",
