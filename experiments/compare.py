@@ -1,10 +1,10 @@
 """fastrnn's main job: the classic study of RNN, LSTM and GRU across sequence
 lengths, on next-character prediction, trained on fastrnn.
 
-    python -m fastrnn.compare                          # rnn,lstm,gru at 10,20,30 on the Zen of Python
-    python -m fastrnn.compare --backend both           # the same on torch.nn too, with the speed-up
-    python -m fastrnn.compare --corpus tinyshakespeare --cells lstm,gru --seq-lens 20,30,50
-    python -m fastrnn.compare --text my.txt --cells rnn,lstm,gru,cnn,attention --sample 300
+    python -m experiments.compare                      # rnn,lstm,gru at 10,20,30 on the Zen of Python
+    python -m experiments.compare --backend both       # the same on torch.nn too, with the speed-up
+    python -m experiments.compare --corpus tinyshakespeare --cells lstm,gru --seq-lens 20,30,50
+    python -m experiments.compare --text my.txt --cells rnn,lstm,gru,cnn,attention --sample 300
 
 Every (cell, seq_len, backend) trains from the same seed with the same
 hyperparameters and the same order of batches. Recurrent cells run on
@@ -142,7 +142,7 @@ def markdown_table(rows):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m fastrnn.compare",
+        prog="python -m experiments.compare",
         description="Train RNN, LSTM and GRU (and cnn / attention baselines) on next-character "
                     "prediction at several sequence lengths; compare loss, accuracy, time and "
                     "size.")
@@ -249,14 +249,14 @@ def main(argv=None):
     try:
         name, text = load_text(args.text, args.corpus)
     except (CorpusUnavailable, OSError, ValueError) as e:
-        print(f"fastrnn.compare: {e}", file=sys.stderr)
+        print(f"experiments.compare: {e}", file=sys.stderr)
         return 2
     train_text, val_text = split_text(text, args.val_fraction)
     vocab = Vocabulary(text)
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
     too_long = [t for t in args.seq_lens if t >= min(len(train_ids), len(val_ids))]
     if too_long:
-        print(f"fastrnn.compare: seq_len {too_long} too long for {len(val_ids)} validation "
+        print(f"experiments.compare: seq_len {too_long} too long for {len(val_ids)} validation "
               "characters; use a longer text or shorter --seq-lens", file=sys.stderr)
         return 2
     backends = ["fastrnn", "torch"] if args.backend == "both" else [args.backend]

@@ -1,7 +1,7 @@
 """Polyphonic music: next-step prediction on piano rolls of Bach chorales.
 
-    python -m fastrnn.music                       # rnn, lstm, gru of about 20,000 parameters each
-    python -m fastrnn.music --params 60000 --epochs 100
+    python -m experiments.music                   # rnn, lstm, gru of about 20,000 parameters each
+    python -m experiments.music --params 60000 --epochs 100
 
 A piano roll is a [steps, 88] 0/1 matrix: which of the piano's 88 keys
 sound during each quarter note (the quantum of the JSB Chorales data set).
@@ -13,10 +13,10 @@ Boulanger-Lewandowski et al. (2012) and Chung et al. (2014). The cells are
 sized to about the same number of parameters (--params; Chung et al. used
 about 20,000 on this task).
 
-Data: the four-part chorales that music21 (pip install music21, or from a
-fastrnn checkout pip install --no-build-isolation '.[music]') carries in its
-corpus, parsed once and cached as piano rolls in
-CACHE/bach_chorales_q<quantum>[_n<N>].npz (see fastrnn.corpora.cache_dir).
+Data: the four-part chorales that music21 carries in its corpus (pip install
+music21, or all the experiments' dependencies: pip install -r
+experiments/requirements.txt), parsed once and cached as piano rolls in
+CACHE/bach_chorales_q<quantum>[_n<N>].npz (see experiments.corpora.cache_dir).
 Split by chorale, fixed whatever the seed: index % 10 == 8 validation, == 9
 test, the rest training. The train, valid and test NLL reported are all of the
 model after the epoch with the best validation NLL (train NLL measured then,
@@ -45,12 +45,12 @@ __all__ = ["KEYS", "Music21Missing", "roll_of", "load_rolls", "split", "params_o
 
 KEYS = 88
 LOWEST_MIDI = 21   # A0, the piano's lowest key
-# fastrnn is not on PyPI, and setup.py refuses an isolated build (it would
-# compile against a second torch): hence no 'fastrnn[music]'
-HOW_TO_GET = ("python -m fastrnn.music needs music21 for its corpus of Bach chorales:\n"
+# music21 is a dependency of the experiments, not of the library: it is in
+# experiments/requirements.txt, not in an extra of fastrnn
+HOW_TO_GET = ("python -m experiments.music needs music21 for its corpus of Bach chorales:\n"
               "    pip install music21\n"
-              "or, from a fastrnn checkout:\n"
-              "    pip install --no-build-isolation '.[music]'")
+              "or, with the other dependencies of the experiments:\n"
+              "    pip install -r experiments/requirements.txt")
 
 
 class Music21Missing(RuntimeError):
@@ -227,7 +227,7 @@ def format_table(rows, baseline):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m fastrnn.music",
+        prog="python -m experiments.music",
         description="Next-step prediction on piano rolls of Bach chorales (music21's corpus) "
                     "with tanh RNN, LSTM and GRU of about the same size; NLL per time step.")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated (default rnn,lstm,gru)")
@@ -263,11 +263,11 @@ def main(argv=None):
     try:
         names, rolls = load_rolls(args.max_chorales, args.quantum, args.cache)
     except Music21Missing as e:
-        print(f"fastrnn.music: {e}", file=sys.stderr)
+        print(f"experiments.music: {e}", file=sys.stderr)
         return 2
     train, valid, test = split(rolls)
     if not (train and valid and test):
-        print(f"fastrnn.music: {len(rolls)} chorales are too few for a train / valid / test "
+        print(f"experiments.music: {len(rolls)} chorales are too few for a train / valid / test "
               "split (at least 10)", file=sys.stderr)
         return 2
     print(f"{len(rolls)} chorales ({len(train)} train, {len(valid)} valid, {len(test)} test), "

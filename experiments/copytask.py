@@ -1,8 +1,8 @@
 """The copy task: can an encoder-decoder copy a sequence longer than any it
 was trained on?
 
-    python -m fastrnn.copytask                        # lstm and gru, train up to 20, test 10,20,30
-    python -m fastrnn.copytask --cells lstm --train-len 10 --test-lens 5,10,15,20
+    python -m experiments.copytask                    # lstm and gru, train up to 20, test 10,20,30
+    python -m experiments.copytask --cells lstm --train-len 10 --test-lens 5,10,15,20
 
 An encoder (fastrnn.LSTM or fastrnn.GRU) reads a sequence of random tokens;
 its final state starts a decoder of the same cell, which must write the
@@ -135,7 +135,7 @@ def _ints(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m fastrnn.copytask",
+        prog="python -m experiments.copytask",
         description="Encoder-decoder copy task on fastrnn: train on lengths up to --train-len, "
                     "test per-token and whole-sequence accuracy at each of --test-lens.")
     p.add_argument("--cells", default="lstm,gru", help="comma-separated: rnn, lstm, gru "

@@ -1,4 +1,4 @@
-"""Argument types shared by fastrnn's command lines."""
+"""Argument types shared by the experiments' command lines."""
 
 import argparse
 
