@@ -6,6 +6,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 
+#include "cells/gru.h"
+#include "cells/lstm.h"
+#include "cells/rnn.h"
 #include "recurrence.h"
 
 namespace fastrnn {

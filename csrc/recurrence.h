@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cells/gru.h"  // GRUCell: its b_hn is not folded
 #include "pointwise.h"
 #include "static_switch.h"
 #include "temporaries.h"
