@@ -88,8 +88,9 @@ struct Recurrence {
 
   // The input projection runs in chunks of consecutive steps, each chunk just
   // before the steps that read it, so that the pointwise passes find it in
-  // cache: in one GEMM over all N rows it went to memory and back (26 MB for
-  // an LSTM at batch 64, hidden 256, 100 steps), and the forward took 10% longer.
+  // cache: one GEMM over all N rows sends it to memory and back (26 MB for an
+  // LSTM at batch 64, hidden 256, 100 steps; timings in
+  // benchmarks/README.md, "Measurements behind the code's choices").
   // A chunk has at least kChunkRows rows (one GEMM that size runs at full
   // speed), and the last one takes a remainder smaller than that: at most
   // 2 * kChunkRows + B rows.
@@ -152,8 +153,8 @@ struct Recurrence {
     // W_hh^T [P, G*H], transposed out of W_hh
     const auto w_step = Backend::template step_weight<scalar_t>(
         Scratch::kStepWeight, w_hh.const_data_ptr<scalar_t>(), true, P, H, G, B);
-    // W_ih^T [I, G*H] in panels too: with brgemm on them instead of MKL's
-    // sgemm, the whole LSTM forward ran 4-5% faster (B 64, H 256, T 10 and 50, Zen 1)
+    // W_ih^T [I, G*H] in panels too: the input projection runs on brgemm over
+    // them, as the steps do, faster than on MKL's sgemm (see benchmarks/README.md)
     const auto w_in = Backend::template step_weight<scalar_t>(
         Scratch::kInputWeight, w_ih.const_data_ptr<scalar_t>(), true, I, G * H, 1,
         std::min(N, kChunkRows));
@@ -291,8 +292,8 @@ struct Recurrence {
     const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
     at::Tensor grad_x = at::empty(input_shape, options);                    // [N, I]
     // [G*H, I + P]: grad_w_ih, then grad_w_hh, in one GEMM where both take the
-    // same gate gradients (every cell but GRU): one GEMM of I + P columns ran
-    // 10% faster than two, which both packed the gate gradients.
+    // same gate gradients (every cell but GRU): two GEMMs would each pack the
+    // gate gradients, one of I + P columns packs them once (see benchmarks/README.md).
     scalar_t* grad_w = Backend::template temporary<scalar_t>(Scratch::kWeightGrad, G * H * (I + P));
     // [2, G*H] the biases' gradients, b_ih's then (GRU) b_hh's, summed in
     // double: rounding the sum over N rows to scalar_t once
@@ -416,8 +417,8 @@ struct Recurrence {
 
   // sums[j] += sum over r < rows of a[r, j], a: [rows, cols] row-major; the
   // threads take blocks of columns. Groups of kGroup rows are summed in
-  // scalar_t, then added to the double sums (one conversion per group: per
-  // element, they took 1.4% of an LSTM training step at B 64, H 256, T 20).
+  // scalar_t, then added to the double sums: one conversion to double per
+  // group, not per element (see benchmarks/README.md).
   static void column_sums(const scalar_t* a, int64_t rows, int64_t cols, double* sums) {
     constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
     constexpr int64_t kGroup = 16;

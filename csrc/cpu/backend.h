@@ -2,9 +2,10 @@
 // What the CPU does differently: GEMMs on raw pointers with no dispatcher call
 // or allocation per time step, and the pointwise pass as an at::parallel_for
 // over (b, j). float GEMMs use oneDNN's batch-reduce GEMM micro-kernel
-// (at::native::cpublas::brgemm), tiled across threads here: on the machines we
-// measured it beats MKL's sgemm by 25% per core, and by 3x at batch 1 (MKL
-// takes its slow path on AMD processors). double GEMMs go to BLAS.
+// (at::native::cpublas::brgemm), tiled across threads here: at the per-step
+// shapes it beats MKL's sgemm, which takes a generic path on AMD processors and
+// costs more per call at batch 1 (figures: benchmarks/README.md, "Measurements
+// behind the code's choices"). double GEMMs go to BLAS.
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -61,10 +62,11 @@ struct CPUBackend {
   // (block, slice) gets a contiguous [k, block] panel, so a thread streams its
   // panels in order. Rows of the plain layout lie slices * H floats apart
   // (4 KB for an LSTM of hidden 256), which defeats the hardware prefetcher
-  // and maps every row of a tile to the same L1 sets: brgemm ran 25% below
-  // MKL's sgemm (which packs) until this. A single block of short rows
-  // (slices * H <= 256) stays plain and takes one brgemm call for all slices:
-  // at batch 1 a call's dispatch costs more than its arithmetic.
+  // and maps every row of a tile to the same L1 sets: brgemm on that layout
+  // is slower than MKL's sgemm, which packs (see benchmarks/README.md). A
+  // single block of short rows (slices * H <= 256) stays plain and takes one
+  // brgemm call for all slices: at batch 1 a call's dispatch costs more than
+  // its arithmetic.
   // One copy per op call, as the transpose it replaces, into scratch `slot`
   // (none when W is given row-major and stays plain, or BLAS reads it).
   struct StepWeight {
@@ -152,8 +154,8 @@ struct CPUBackend {
 
   static constexpr int64_t kMinWorkPerThread = 1 << 19;  // flops worth waking a thread for
   // From this many rows a float GEMM goes to BLAS: it packs its operands,
-  // and ran the input projection of an LSTM (3200 x 1024 x 128) 1.5x faster
-  // than our brgemm tiles, whose B rows lie 4 KB apart.
+  // and at such sizes beats our brgemm tiles, whose B rows lie 4 KB apart
+  // (see benchmarks/README.md).
   static constexpr int64_t kBlasRows = 512;
 
   // Whether step weights are packed into panels: float GEMMs on brgemm.

@@ -8,9 +8,10 @@
 //     of rows, columns and of the reduction below that. A reduction longer
 //     than kLongReduction also goes in blocks of kReductionBlock, each block's
 //     sum added to C: brgemm sums all of K in its accumulators, one term after
-//     the other, and its float32 error grew past twice that of MKL's sgemm
-//     (which blocks K), the project's rule, from K = 1536 on (4 to 10 times at
-//     K = 16384); in blocks of 256 it stayed about MKL's;
+//     the other, and on long reductions its float32 error grew past twice that
+//     of MKL's sgemm (which blocks K), the project's rule; in blocks of 256 it
+//     stayed about MKL's (figures: benchmarks/README.md, "Measurements behind
+//     the code's choices");
 //   - BLAS takes 32-bit integers: m, n and k are split into pieces that fit,
 //     and a leading dimension that does not fit is refused.
 // Both handle the empty cases themselves (k = 0: C = beta C; m or n = 0:
