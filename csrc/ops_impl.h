@@ -86,8 +86,9 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
     s.H = w_hh.size(0) / gates;
     TORCH_CHECK(w_hr.dim() == 2, op, ": w_hr: expected 2 dimensions, got ", w_hr.dim());
     check_shape(op, "w_hr", w_hr, {s.P, s.H});
-    TORCH_CHECK(0 < s.P && s.P < s.H, op, ": w_hr: expected 0 < proj_size < hidden_size, got "
-                "proj_size ", s.P, " and hidden_size ", s.H, " (shape ", w_hr.sizes(), ")");
+    TORCH_CHECK(0 < s.P && s.P < s.H, op,
+                ": w_hr: expected 0 < proj_size < hidden_size, got proj_size ", s.P,
+                " and hidden_size ", s.H, " (shape ", w_hr.sizes(), ")");
     check_same(op, "w_hr", w_hr, input);
   } else {
     s.H = s.P;

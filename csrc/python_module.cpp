@@ -47,10 +47,11 @@ extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
-  if (add_counts(module, "GATES",
-                 {{"rnn", RNNCell::kGates}, {"lstm", LSTMCell::kGates}, {"gru", GRUCell::kGates}}) < 0 ||
-      add_counts(module, "SAVED",
-                 {{"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved}, {"gru", GRUCell::kSaved}}) < 0 ||
+  const Counts gates = {{"rnn", RNNCell::kGates}, {"lstm", LSTMCell::kGates},
+                       {"gru", GRUCell::kGates}};
+  const Counts saved = {{"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved},
+                        {"gru", GRUCell::kSaved}};
+  if (add_counts(module, "GATES", gates) < 0 || add_counts(module, "SAVED", saved) < 0 ||
       PyModule_AddIntConstant(module, "LSTM_PROJ_SAVED", LSTMProjCell::kSaved) < 0) {
     Py_DECREF(module);
     return nullptr;

@@ -267,9 +267,9 @@ struct Recurrence {
     at::Tensor dc = grad_c_n.defined() ? copy_of(grad_c_n) : grad_c_n;  // [B, H]
     scalar_t* dgates_x =                                          // [N, G*H]
         Backend::template temporary<scalar_t>(Scratch::kGatesGradX, N * G * H);
-    scalar_t* dgates_h = Cell::kDirectDh                          // [N, G*H]
-        ? Backend::template temporary<scalar_t>(Scratch::kGatesGradH, N * G * H)
-        : dgates_x;
+    scalar_t* dgates_h =                                          // [N, G*H]
+        Cell::kDirectDh ? Backend::template temporary<scalar_t>(Scratch::kGatesGradH, N * G * H)
+                        : dgates_x;
     // Projection only: dh + grad_out of every step [N, P] (grad_w_hr's GEMM
     // input), and one step's (dh + grad_out) W_hr [B, H], the pointwise pass's dh.
     scalar_t* dh_total = nullptr;

@@ -83,7 +83,8 @@ struct CPUBackend {
     if constexpr (std::is_same_v<scalar_t, float>) {
       const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
       const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
-      // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats, at most 256
+      // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats,
+      // at most 256
       const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
       if (block >= H && slices * H <= 256) {
         if (!transposed) return {w, H, true, false};
