@@ -47,10 +47,10 @@ extern "C" PyObject* PyInit__C(void) {
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
-  const Counts gates = {{"rnn", RNNCell::kGates}, {"lstm", LSTMCell::kGates},
-                       {"gru", GRUCell::kGates}};
-  const Counts saved = {{"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved},
-                        {"gru", GRUCell::kSaved}};
+  const Counts gates = {
+      {"rnn", RNNCell::kGates}, {"lstm", LSTMCell::kGates}, {"gru", GRUCell::kGates}};
+  const Counts saved = {
+      {"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved}, {"gru", GRUCell::kSaved}};
   if (add_counts(module, "GATES", gates) < 0 || add_counts(module, "SAVED", saved) < 0 ||
       PyModule_AddIntConstant(module, "LSTM_PROJ_SAVED", LSTMProjCell::kSaved) < 0) {
     Py_DECREF(module);

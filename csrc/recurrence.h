@@ -137,9 +137,9 @@ struct Recurrence {
   // (undefined unless LSTM) and the workspace [K, N, H] (empty when not training).
   static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const std::vector<Step>& steps, const Shape& d, const at::Tensor& x,
-      at::IntArrayRef out_shape, const at::Tensor& h0, const at::Tensor& c0,
-      const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& b_ih,
-      const at::Tensor& b_hh, const at::Tensor& w_hr, bool relu, bool training) {
+      at::IntArrayRef out_shape, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_ih,
+      const at::Tensor& w_hh, const at::Tensor& b_ih, const at::Tensor& b_hh,
+      const at::Tensor& w_hr, bool relu, bool training) {
     const int64_t N = d.N, I = d.I, H = d.H, P = d.P, B = d.B;
     const at::TensorOptions options = x.options();
 
@@ -155,9 +155,9 @@ struct Recurrence {
         Scratch::kStepWeight, w_hh.const_data_ptr<scalar_t>(), true, P, H, G, B);
     // W_ih^T [I, G*H] in panels too: the input projection runs on brgemm over
     // them, as the steps do, faster than on MKL's sgemm (see benchmarks/README.md)
-    const auto w_in = Backend::template step_weight<scalar_t>(
-        Scratch::kInputWeight, w_ih.const_data_ptr<scalar_t>(), true, I, G * H, 1,
-        std::min(N, kChunkRows));
+    const auto w_in = Backend::template step_weight<scalar_t>(Scratch::kInputWeight,
+                                                              w_ih.const_data_ptr<scalar_t>(), true,
+                                                              I, G * H, 1, std::min(N, kChunkRows));
     // [2, B, P] the hidden state, double-buffered: a step reads one buffer
     // (its GEMM's input) and writes the other. Both start as h0.
     scalar_t* cur = Backend::template temporary<scalar_t>(Scratch::kStates, 2 * B * P);
@@ -182,7 +182,8 @@ struct Recurrence {
       }
       if (training) {
         scalar_t* saved = ws.mutable_data_ptr<scalar_t>() + (K - 1) * N * H;
-        for (int64_t r = 0; r < N; ++r) std::fill(saved + r * H + P, saved + (r + 1) * H, scalar_t(0));
+        for (int64_t r = 0; r < N; ++r)
+          std::fill(saved + r * H + P, saved + (r + 1) * H, scalar_t(0));
       } else {
         unprojected = Backend::template temporary<scalar_t>(Scratch::kUnprojected, B * H);
       }
@@ -255,11 +256,12 @@ struct Recurrence {
   // grad_w_hh, grad_b_ih [G*H] (the gradient of either bias unless GRU),
   // grad_b_hh [G*H] (GRU only, else undefined), grad_w_hr [P, H] (undefined
   // without projection).
-  static std::vector<at::Tensor> backward(
-      const std::vector<Step>& steps, const Shape& d, const at::Tensor& grad_out,
-      const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& x,
-      at::IntArrayRef input_shape, const at::Tensor& w_ih, const at::Tensor& w_hh,
-      const at::Tensor& w_hr, const at::Tensor& ws, bool relu) {
+  static std::vector<at::Tensor> backward(const std::vector<Step>& steps, const Shape& d,
+                                          const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                                          const at::Tensor& grad_c_n, const at::Tensor& x,
+                                          at::IntArrayRef input_shape, const at::Tensor& w_ih,
+                                          const at::Tensor& w_hh, const at::Tensor& w_hr,
+                                          const at::Tensor& ws, bool relu) {
     const int64_t N = d.N, I = d.I, H = d.H, P = d.P, B = d.B;
     const at::TensorOptions options = x.options();
 
@@ -300,10 +302,10 @@ struct Recurrence {
     double* grad_b = Backend::template temporary<double>(Scratch::kBiasGrad, 2 * G * H);
     std::fill(grad_b, grad_b + 2 * G * H, 0.0);
     // [chunk rows, I + P] a chunk's x and h_prev side by side, the merged GEMM's input
-    scalar_t* inputs = Cell::kDirectDh
-        ? nullptr
-        : Backend::template temporary<scalar_t>(Scratch::kInputsAndStates,
-                                                std::min(N, 2 * kChunkRows + B) * (I + P));
+    scalar_t* inputs =
+        Cell::kDirectDh ? nullptr
+                        : Backend::template temporary<scalar_t>(
+                              Scratch::kInputsAndStates, std::min(N, 2 * kChunkRows + B) * (I + P));
     // The gradients that need whole steps run per chunk of steps, as soon as
     // the chunk's pointwise passes have written its gates' gradients, which
     // are then still in cache: over all N rows after the loop they went to
@@ -342,8 +344,8 @@ struct Recurrence {
           std::copy(x_rows + r * I, x_rows + (r + 1) * I, inputs + r * (I + P));
           std::copy(h_prev + (r0 + r) * H, h_prev + (r0 + r) * H + P, inputs + r * (I + P) + I);
         }
-        Backend::gemm(true, false, G * H, I + P, rows, scalar_t(1), dx, G * H, inputs, I + P,
-                      beta, grad_w, I + P);
+        Backend::gemm(true, false, G * H, I + P, rows, scalar_t(1), dx, G * H, inputs, I + P, beta,
+                      grad_w, I + P);
       }
       column_sums(dx, rows, G * H, grad_b);
     };
@@ -368,14 +370,14 @@ struct Recurrence {
         const BackwardFn<Cell, scalar_t, kRelu> pointwise{s};
         if constexpr (Cell::kProjected) {
           if (gemm_rows > 0) {
-            Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p,
-                          P, scalar_t(0), dh_p, P);
+            Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p, P,
+                          scalar_t(0), dh_p, P);
           }
           scalar_t* total = dh_total + step.offset * P;
           for (int64_t e = 0; e < step.batch * P; ++e) total[e] = dh_p[e] + s.grad_out[e];
           // dh_unprojected[0:batch] = total W_hr, then the pass
-          Backend::gemm_pointwise(step.batch, H, 1, P, total, P, w_step, false, s.dh, H,
-                                  step.batch, pointwise);
+          Backend::gemm_pointwise(step.batch, H, 1, P, total, P, w_step, false, s.dh, H, step.batch,
+                                  pointwise);
         } else {
           Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_step, Cell::kDirectDh,
                                   s.dh, H, step.batch, pointwise);
@@ -423,7 +425,8 @@ struct Recurrence {
     constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
     constexpr int64_t kGroup = 16;
     const int64_t blocks = (cols + kColumns - 1) / kColumns;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
+    const int64_t grain =
+        std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
     at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
       for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
         const int64_t width = std::min(kColumns, cols - j0);

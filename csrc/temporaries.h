@@ -19,7 +19,7 @@ enum class Scratch {
   kBiasGrad,             // [2, G*H]  backward: the biases' gradients, summed in double
   kUnprojected,          // [B, H]    forward, LSTM with projection, eval: one step's o * tanh(c)
   kProjectedGrad,        // [N, P]    backward, LSTM with projection: d loss / d h of every step
-  kUnprojectedGrad,      // [B, H]    backward, with projection: one step's d loss / d (o * tanh(c))
+  kUnprojectedGrad,  // [B, H]    backward, with projection: one step's d loss / d (o * tanh(c))
   kCount
 };
 

@@ -20,8 +20,9 @@ struct LSTMActivations {
 };
 
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE LSTMActivations<acc_t> lstm_forward(
-    acc_t pre_i, acc_t pre_f, acc_t pre_g, acc_t pre_o, acc_t c_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE LSTMActivations<acc_t> lstm_forward(acc_t pre_i, acc_t pre_f,
+                                                                   acc_t pre_g, acc_t pre_o,
+                                                                   acc_t c_prev) {
   LSTMActivations<acc_t> a;
   a.i = sigmoid(pre_i);
   a.f = sigmoid(pre_f);
@@ -41,9 +42,9 @@ struct LSTMGrads {
 // dh, dc: gradients arriving at this step's h and c (from the output, the
 // final state and the next step). The activations are the forward's.
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(
-    acc_t dh, acc_t dc, acc_t i, acc_t f, acc_t g, acc_t o, acc_t c,
-    acc_t c_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(acc_t dh, acc_t dc, acc_t i, acc_t f,
+                                                              acc_t g, acc_t o, acc_t c,
+                                                              acc_t c_prev) {
   const acc_t tanh_c = tanh(c);
   const acc_t dc_total = dc + dh * o * tanh_grad(tanh_c);
   LSTMGrads<acc_t> d;
@@ -75,7 +76,8 @@ struct LSTMCellImpl {
   static constexpr bool kProjected = kProject;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b,
+                                                     int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t e = b * H + j;
@@ -102,7 +104,8 @@ struct LSTMCellImpl {
   // kProject: dh is the whole gradient into o * tanh(c) (the driver projected
   // dh + grad_out back through W_hr), so grad_out is not added here.
   template <bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b,
+                                                      int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t H = s.H;
     const int64_t p = s.plane;
@@ -110,8 +113,7 @@ struct LSTMCellImpl {
     const int64_t g = b * 4 * H + j;
     const acc_t dh = kProject ? acc_t(s.dh[e]) : acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
     const auto d = cells::lstm_backward<acc_t>(
-        dh, acc_t(s.dc[e]),
-        acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
+        dh, acc_t(s.dc[e]), acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
         acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]), acc_t(s.ws[5 * p + e]));
     s.dgates_x[g] = scalar_t(d.pre_i);
     s.dgates_x[g + H] = scalar_t(d.pre_f);

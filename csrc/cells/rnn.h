@@ -33,7 +33,8 @@ struct RNNCell {
   static constexpr bool kProjected = false;
 
   template <bool kTraining, bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b,
+                                                     int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t pre = acc_t(s.x_proj[e]) + acc_t(s.h_proj[e]) + acc_t(s.bias[j]);
@@ -47,7 +48,8 @@ struct RNNCell {
   }
 
   template <bool kRelu, typename scalar_t>
-  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b, int64_t j) {
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b,
+                                                      int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
     const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);

@@ -17,8 +17,8 @@
 #include "gemm_calls.h"
 #include "isa.h"
 #include "pool.h"
-#include "transpose.h"
 #include "scratch.h"
+#include "transpose.h"
 
 namespace fastrnn {
 
@@ -36,8 +36,8 @@ struct CPUBackend {
         if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
         // brgemm takes B as [k, n] rows: transpose it once (k * n copies
         // against 2 * m * k * n flops)
-        const at::Tensor b_t = cpu::contiguous(
-            at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
+        const at::Tensor b_t =
+            cpu::contiguous(at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
         return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
       }
     }
@@ -82,7 +82,8 @@ struct CPUBackend {
     if (!packs<scalar_t>()) return {w, H, true, transposed};  // BLAS takes W as it is
     if constexpr (std::is_same_v<scalar_t, float>) {
       const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
-      const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
+      const int64_t threads =
+          std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
       // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats,
       // at most 256
       const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
@@ -104,9 +105,9 @@ struct CPUBackend {
   // reads only the columns its own GEMM tiles produced, while they are in its
   // cache, and each step costs one parallel region instead of two.
   template <typename scalar_t, class F>
-  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k,
-                             const scalar_t* a, int64_t lda, const StepWeight& w, bool add_c,
-                             scalar_t* c, int64_t ldc, int64_t f_rows, const F& f) {
+  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
+                             int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                             int64_t f_rows, const F& f) {
     const scalar_t* w_data = static_cast<const scalar_t*>(w.data);
     if (!packs<scalar_t>()) {
       if (rows > 0) {
@@ -196,8 +197,7 @@ struct CPUBackend {
   // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
   // reference loop, so it is only used where its micro-kernel runs.
   static bool brgemm_ok() {
-    static const bool ok =
-        cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
+    static const bool ok = cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
     return ok;
   }
 
@@ -211,7 +211,8 @@ struct CPUBackend {
     const int64_t row_tiles = (m + kRows - 1) / kRows;
     const int64_t col_tiles = (n + kCols - 1) / kCols;
     const int64_t tile_flops = 2 * std::min(m, kRows) * std::min(n, kCols) * k;
-    const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
+    const int64_t grain =
+        std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
     at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
@@ -232,12 +233,12 @@ struct CPUBackend {
   }
 
   // The loop over j of each row is the one to vectorise.
-#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                                \
-  template <class F>                                                                        \
-  TARGET static void NAME(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {     \
-    for (int64_t b = b0; b < b1; ++b) {                                                     \
-      _Pragma("GCC ivdep") for (int64_t j = j0; j < j1; ++j) { f(b, j); }                   \
-    }                                                                                       \
+#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                            \
+  template <class F>                                                                    \
+  TARGET static void NAME(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) { \
+    for (int64_t b = b0; b < b1; ++b) {                                                 \
+      _Pragma("GCC ivdep") for (int64_t j = j0; j < j1; ++j) { f(b, j); }               \
+    }                                                                                   \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -103,8 +103,12 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scal
               std::max({lda, ldb, ldc}), " elements) exceeds BLAS's 32-bit arguments");
   constexpr int64_t kMax = INT_MAX;
   // A[i, l] = a[i * lda + l], or a[l * lda + i] when transposed; B likewise.
-  const auto a_at = [&](int64_t i, int64_t l) { return trans_a ? a + l * lda + i : a + i * lda + l; };
-  const auto b_at = [&](int64_t l, int64_t j) { return trans_b ? b + j * ldb + l : b + l * ldb + j; };
+  const auto a_at = [&](int64_t i, int64_t l) {
+    return trans_a ? a + l * lda + i : a + i * lda + l;
+  };
+  const auto b_at = [&](int64_t l, int64_t j) {
+    return trans_b ? b + j * ldb + l : b + l * ldb + j;
+  };
   const char ta = trans_b ? 'T' : 'N';
   const char tb = trans_a ? 'T' : 'N';
   const int lda_ = static_cast<int>(std::max<int64_t>(ldb, 1));
@@ -119,11 +123,11 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scal
         const scalar_t beta_ = l0 == 0 ? beta : scalar_t(1);
         scalar_t* c_ = c + i0 * ldc + j0;
         if constexpr (std::is_same_v<scalar_t, float>) {
-          sgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_,
-                 &beta_, c_, &ldc_);
+          sgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_, &beta_,
+                 c_, &ldc_);
         } else {
-          dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_,
-                 &beta_, c_, &ldc_);
+          dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_, &beta_,
+                 c_, &ldc_);
         }
       }
     }

@@ -20,8 +20,8 @@ namespace fastrnn::cpu {
 namespace detail {
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2"))) inline void transpose_8x8(const float* src, int64_t lds,
-                                                          float* dst, int64_t ldd) {
+__attribute__((target("avx2"))) inline void transpose_8x8(const float* src, int64_t lds, float* dst,
+                                                          int64_t ldd) {
   __m256 r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
   for (int i = 0; i < 8; i += 2) {  // interleave row pairs
