@@ -10,7 +10,6 @@ Switches (environment variables), printed when the build starts:
   FASTRNN_DEBUG=1    -O0 -g instead of -O3
 """
 
-import glob
 import os
 import re
 import sys
@@ -51,9 +50,11 @@ print(
     file=sys.stderr,
 )
 
-sources = sorted(
-    glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp"))
-)
+# csrc/sources.txt: the library's sources, which CMakeLists.txt builds too;
+# python_module.cpp makes them the Python extension.
+with open(os.path.join(ROOT, "csrc", "sources.txt")) as f:
+    sources = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+sources = sorted(sources + [os.path.join("csrc", "python_module.cpp")])
 cxx_flags = ["-O0", "-g"] if DEBUG else ["-O3"]
 # As torch itself is built: no errno and no trapping from float math, which
 # lets the pointwise loops' selects be if-converted and vectorised. Neither

@@ -6,6 +6,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 
+#include "cells/gru.h"
+#include "cells/lstm.h"
+#include "cells/rnn.h"
 #include "recurrence.h"
 
 namespace fastrnn {
@@ -83,8 +86,9 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
     s.H = w_hh.size(0) / gates;
     TORCH_CHECK(w_hr.dim() == 2, op, ": w_hr: expected 2 dimensions, got ", w_hr.dim());
     check_shape(op, "w_hr", w_hr, {s.P, s.H});
-    TORCH_CHECK(0 < s.P && s.P < s.H, op, ": w_hr: expected 0 < proj_size < hidden_size, got "
-                "proj_size ", s.P, " and hidden_size ", s.H, " (shape ", w_hr.sizes(), ")");
+    TORCH_CHECK(0 < s.P && s.P < s.H, op,
+                ": w_hr: expected 0 < proj_size < hidden_size, got proj_size ", s.P,
+                " and hidden_size ", s.H, " (shape ", w_hr.sizes(), ")");
     check_same(op, "w_hr", w_hr, input);
   } else {
     s.H = s.P;
@@ -96,13 +100,15 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
               hx.dim());
   s.B = hx.size(0);
   if (batch_sizes.defined()) {
-    TORCH_CHECK(input.dim() == 2, op, ": input: expected 2 dimensions [rows, input_size] with batch_sizes, got ", input.dim());
+    TORCH_CHECK(input.dim() == 2, op,
+                ": input: expected 2 dimensions [rows, input_size] with batch_sizes, got ",
+                input.dim());
     s.T = batch_sizes.size(0);
     s.N = input.size(0);
     TORCH_CHECK(s.T > 0, "Expected sequence length to be larger than 0 in RNN");
     const int64_t* b = batch_sizes.const_data_ptr<int64_t>();
-    TORCH_CHECK(b[0] == s.B, op, ": batch_sizes[0] = ", b[0], " must equal ", hx_name,
-                "'s batch ", s.B);
+    TORCH_CHECK(b[0] == s.B, op, ": batch_sizes[0] = ", b[0], " must equal ", hx_name, "'s batch ",
+                s.B);
     // Zeros are allowed (steps without sequences), as torch.nn allows them.
     int64_t total = 0;
     for (int64_t t = 0; t < s.T; ++t) {
@@ -115,15 +121,16 @@ inline Shape check_inputs(const char* op, int gates, const Tensor& input, const 
     }
     TORCH_CHECK(total == s.N, op, ": batch_sizes sum to ", total, " but input has ", s.N, " rows");
   } else {
-    TORCH_CHECK(input.dim() == 3, op, ": input: expected 3 dimensions [seq_len, batch, input_size], got ", input.dim());
+    TORCH_CHECK(input.dim() == 3, op,
+                ": input: expected 3 dimensions [seq_len, batch, input_size], got ", input.dim());
     s.T = input.size(0);
     TORCH_CHECK(s.T > 0, "Expected sequence length to be larger than 0 in RNN");
     TORCH_CHECK(input.size(1) == s.B, op, ": ", hx_name, ": expected batch ", input.size(1),
                 " (the input's), got ", s.B);
     s.N = s.T * s.B;
   }
-  TORCH_CHECK(input.size(-1) == s.I, op, ": input: expected input_size ", s.I,
-              " (w_ih's), got ", input.size(-1));
+  TORCH_CHECK(input.size(-1) == s.I, op, ": input: expected input_size ", s.I, " (w_ih's), got ",
+              input.size(-1));
   check_shape(op, hx_name, hx, {s.B, s.P});
   check_shape(op, "w_ih", w_ih, {gates * s.H, s.I});
   check_same(op, hx_name, hx, input);
@@ -172,8 +179,8 @@ struct RNNOps {
                  w_hh = dense(op, "w_hh", w_hh_arg), b_ih = dense(op, "b_ih", b_ih_arg),
                  b_hh = dense(op, "b_hh", b_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg);
     const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
-    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, w_hr,
-                                        b_ih, b_hh, batch_sizes);
+    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, w_hr, b_ih,
+                                        b_hh, batch_sizes);
     if (cx.defined()) {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
       detail::check_same(op, "cx", cx, input);
@@ -189,12 +196,12 @@ struct RNNOps {
   }
 
   template <class Cell>
-  static std::vector<Tensor> backward(
-      const char* op, const Tensor& grad_output_arg, const Tensor& grad_h_n_arg,
-      const Tensor& grad_c_n_arg, const Tensor& input_arg, const Tensor& w_ih_arg,
-      const Tensor& w_hh_arg, const optional<Tensor>& w_hr_arg,
-      const optional<Tensor>& batch_sizes_arg, bool reverse, bool relu,
-      const Tensor& workspace_arg) {
+  static std::vector<Tensor> backward(const char* op, const Tensor& grad_output_arg,
+                                      const Tensor& grad_h_n_arg, const Tensor& grad_c_n_arg,
+                                      const Tensor& input_arg, const Tensor& w_ih_arg,
+                                      const Tensor& w_hh_arg, const optional<Tensor>& w_hr_arg,
+                                      const optional<Tensor>& batch_sizes_arg, bool reverse,
+                                      bool relu, const Tensor& workspace_arg) {
     using detail::dense;
     const Tensor grad_output = dense(op, "grad_output", grad_output_arg),
                  grad_h_n = dense(op, "grad_h_n", grad_h_n_arg),
@@ -213,17 +220,19 @@ struct RNNOps {
     const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     std::vector<Tensor> grads;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
-      grads = Recurrence<Cell, Backend, scalar_t>::backward(
-          steps, s, grad_output, grad_h_n, grad_c_n, input, input.sizes(), w_ih, w_hh, w_hr,
-          workspace, relu);
+      grads = Recurrence<Cell, Backend, scalar_t>::backward(steps, s, grad_output, grad_h_n,
+                                                            grad_c_n, input, input.sizes(), w_ih,
+                                                            w_hh, w_hr, workspace, relu);
     });
     return grads;
   }
 
-  static std::tuple<Tensor, Tensor, Tensor> rnn_forward(
-      const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
-      const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
-      const optional<Tensor>& batch_sizes, bool reverse, bool relu, bool training) {
+  static std::tuple<Tensor, Tensor, Tensor> rnn_forward(const Tensor& input, const Tensor& hx,
+                                                        const Tensor& w_ih, const Tensor& w_hh,
+                                                        const optional<Tensor>& b_ih,
+                                                        const optional<Tensor>& b_hh,
+                                                        const optional<Tensor>& batch_sizes,
+                                                        bool reverse, bool relu, bool training) {
     auto [out, h_n, c_n, ws] =
         forward<RNNCell>("fastrnn.rnn_forward", input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh,
                          c10::nullopt, batch_sizes, reverse, relu, training);
@@ -234,8 +243,8 @@ struct RNNOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& w_ih,
       const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse, bool relu,
       const Tensor& workspace) {
-    auto g = backward<RNNCell>("fastrnn.rnn_backward", grad_output, grad_h_n, Tensor(), input,
-                               w_ih, w_hh, c10::nullopt, batch_sizes, reverse, relu, workspace);
+    auto g = backward<RNNCell>("fastrnn.rnn_backward", grad_output, grad_h_n, Tensor(), input, w_ih,
+                               w_hh, c10::nullopt, batch_sizes, reverse, relu, workspace);
     return {g[0], g[1], g[3], g[4], g[5]};
   }
 
@@ -260,16 +269,18 @@ struct RNNOps {
     constexpr const char* op = "fastrnn.lstm_backward";
     TORCH_CHECK(grad_c_n.defined(), op, ": grad_c_n: expected a tensor");
     const auto run = w_hr.has_value() ? &backward<LSTMProjCell> : &backward<LSTMCell>;
-    auto g = run(op, grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes,
-                 reverse, false, workspace);
+    auto g = run(op, grad_output, grad_h_n, grad_c_n, input, w_ih, w_hh, w_hr, batch_sizes, reverse,
+                 false, workspace);
     const Tensor grad_w_hr = g[7].defined() ? g[7] : at::empty({0}, input.options());
     return {g[0], g[1], g[2], g[3], g[4], g[5], grad_w_hr};
   }
 
-  static std::tuple<Tensor, Tensor, Tensor> gru_forward(
-      const Tensor& input, const Tensor& hx, const Tensor& w_ih, const Tensor& w_hh,
-      const optional<Tensor>& b_ih, const optional<Tensor>& b_hh,
-      const optional<Tensor>& batch_sizes, bool reverse, bool training) {
+  static std::tuple<Tensor, Tensor, Tensor> gru_forward(const Tensor& input, const Tensor& hx,
+                                                        const Tensor& w_ih, const Tensor& w_hh,
+                                                        const optional<Tensor>& b_ih,
+                                                        const optional<Tensor>& b_hh,
+                                                        const optional<Tensor>& batch_sizes,
+                                                        bool reverse, bool training) {
     auto [out, h_n, c_n, ws] =
         forward<GRUCell>("fastrnn.gru_forward", input, hx, Tensor(), w_ih, w_hh, b_ih, b_hh,
                          c10::nullopt, batch_sizes, reverse, false, training);
@@ -280,8 +291,8 @@ struct RNNOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& w_ih,
       const Tensor& w_hh, const optional<Tensor>& batch_sizes, bool reverse,
       const Tensor& workspace) {
-    auto g = backward<GRUCell>("fastrnn.gru_backward", grad_output, grad_h_n, Tensor(), input,
-                               w_ih, w_hh, c10::nullopt, batch_sizes, reverse, false, workspace);
+    auto g = backward<GRUCell>("fastrnn.gru_backward", grad_output, grad_h_n, Tensor(), input, w_ih,
+                               w_hh, c10::nullopt, batch_sizes, reverse, false, workspace);
     return {g[0], g[1], g[3], g[4], g[5], g[6]};
   }
 };

@@ -1,9 +1,60 @@
 // The Python extension module fastrnn._C: importing it loads this library,
-// whose static initialisers register the ops. It holds no Python functions.
+// whose static initialisers register the ops. It holds no Python functions,
+// only the cells' layout constants, so that fastrnn/fake.py's fake kernels
+// take their shapes from the C++ and not from a second copy:
+//   GATES            {cell: Cell::kGates}, gates per cell
+//   SAVED            {cell: Cell::kSaved}, workspace planes saved for backward
+//   LSTM_PROJ_SAVED  LSTMProjCell::kSaved (with proj_size: one more plane, o * tanh(c))
 
 #include <Python.h>
 
+#include <initializer_list>
+#include <utility>
+
+#include "cells/gru.h"
+#include "cells/lstm.h"
+#include "cells/rnn.h"
+
+namespace {
+
+using Counts = std::initializer_list<std::pair<const char*, int>>;
+
+// module.name = {cell: count}; -1 with a Python error set on failure.
+int add_counts(PyObject* module, const char* name, Counts counts) {
+  PyObject* dict = PyDict_New();
+  if (dict == nullptr) return -1;
+  for (const auto& [cell, count] : counts) {
+    PyObject* value = PyLong_FromLong(count);
+    const int rc = value == nullptr ? -1 : PyDict_SetItemString(dict, cell, value);
+    Py_XDECREF(value);
+    if (rc < 0) {
+      Py_DECREF(dict);
+      return -1;
+    }
+  }
+  // PyModule_AddObject takes the reference only when it succeeds.
+  if (PyModule_AddObject(module, name, dict) < 0) {
+    Py_DECREF(dict);
+    return -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 extern "C" PyObject* PyInit__C(void) {
+  using namespace fastrnn;
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  const Counts gates = {
+      {"rnn", RNNCell::kGates}, {"lstm", LSTMCell::kGates}, {"gru", GRUCell::kGates}};
+  const Counts saved = {
+      {"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved}, {"gru", GRUCell::kSaved}};
+  if (add_counts(module, "GATES", gates) < 0 || add_counts(module, "SAVED", saved) < 0 ||
+      PyModule_AddIntConstant(module, "LSTM_PROJ_SAVED", LSTMProjCell::kSaved) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
 }

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cells/gru.h"  // GRUCell: its b_hn is not folded
 #include "pointwise.h"
 #include "static_switch.h"
 #include "temporaries.h"
@@ -87,8 +88,9 @@ struct Recurrence {
 
   // The input projection runs in chunks of consecutive steps, each chunk just
   // before the steps that read it, so that the pointwise passes find it in
-  // cache: in one GEMM over all N rows it went to memory and back (26 MB for
-  // an LSTM at batch 64, hidden 256, 100 steps), and the forward took 10% longer.
+  // cache: one GEMM over all N rows sends it to memory and back (26 MB for an
+  // LSTM at batch 64, hidden 256, 100 steps; timings in
+  // benchmarks/README.md, "Measurements behind the code's choices").
   // A chunk has at least kChunkRows rows (one GEMM that size runs at full
   // speed), and the last one takes a remainder smaller than that: at most
   // 2 * kChunkRows + B rows.
@@ -135,9 +137,9 @@ struct Recurrence {
   // (undefined unless LSTM) and the workspace [K, N, H] (empty when not training).
   static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward(
       const std::vector<Step>& steps, const Shape& d, const at::Tensor& x,
-      at::IntArrayRef out_shape, const at::Tensor& h0, const at::Tensor& c0,
-      const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& b_ih,
-      const at::Tensor& b_hh, const at::Tensor& w_hr, bool relu, bool training) {
+      at::IntArrayRef out_shape, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_ih,
+      const at::Tensor& w_hh, const at::Tensor& b_ih, const at::Tensor& b_hh,
+      const at::Tensor& w_hr, bool relu, bool training) {
     const int64_t N = d.N, I = d.I, H = d.H, P = d.P, B = d.B;
     const at::TensorOptions options = x.options();
 
@@ -151,11 +153,11 @@ struct Recurrence {
     // W_hh^T [P, G*H], transposed out of W_hh
     const auto w_step = Backend::template step_weight<scalar_t>(
         Scratch::kStepWeight, w_hh.const_data_ptr<scalar_t>(), true, P, H, G, B);
-    // W_ih^T [I, G*H] in panels too: with brgemm on them instead of MKL's
-    // sgemm, the whole LSTM forward ran 4-5% faster (B 64, H 256, T 10 and 50, Zen 1)
-    const auto w_in = Backend::template step_weight<scalar_t>(
-        Scratch::kInputWeight, w_ih.const_data_ptr<scalar_t>(), true, I, G * H, 1,
-        std::min(N, kChunkRows));
+    // W_ih^T [I, G*H] in panels too: the input projection runs on brgemm over
+    // them, as the steps do, faster than on MKL's sgemm (see benchmarks/README.md)
+    const auto w_in = Backend::template step_weight<scalar_t>(Scratch::kInputWeight,
+                                                              w_ih.const_data_ptr<scalar_t>(), true,
+                                                              I, G * H, 1, std::min(N, kChunkRows));
     // [2, B, P] the hidden state, double-buffered: a step reads one buffer
     // (its GEMM's input) and writes the other. Both start as h0.
     scalar_t* cur = Backend::template temporary<scalar_t>(Scratch::kStates, 2 * B * P);
@@ -180,7 +182,8 @@ struct Recurrence {
       }
       if (training) {
         scalar_t* saved = ws.mutable_data_ptr<scalar_t>() + (K - 1) * N * H;
-        for (int64_t r = 0; r < N; ++r) std::fill(saved + r * H + P, saved + (r + 1) * H, scalar_t(0));
+        for (int64_t r = 0; r < N; ++r)
+          std::fill(saved + r * H + P, saved + (r + 1) * H, scalar_t(0));
       } else {
         unprojected = Backend::template temporary<scalar_t>(Scratch::kUnprojected, B * H);
       }
@@ -253,11 +256,12 @@ struct Recurrence {
   // grad_w_hh, grad_b_ih [G*H] (the gradient of either bias unless GRU),
   // grad_b_hh [G*H] (GRU only, else undefined), grad_w_hr [P, H] (undefined
   // without projection).
-  static std::vector<at::Tensor> backward(
-      const std::vector<Step>& steps, const Shape& d, const at::Tensor& grad_out,
-      const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& x,
-      at::IntArrayRef input_shape, const at::Tensor& w_ih, const at::Tensor& w_hh,
-      const at::Tensor& w_hr, const at::Tensor& ws, bool relu) {
+  static std::vector<at::Tensor> backward(const std::vector<Step>& steps, const Shape& d,
+                                          const at::Tensor& grad_out, const at::Tensor& grad_h_n,
+                                          const at::Tensor& grad_c_n, const at::Tensor& x,
+                                          at::IntArrayRef input_shape, const at::Tensor& w_ih,
+                                          const at::Tensor& w_hh, const at::Tensor& w_hr,
+                                          const at::Tensor& ws, bool relu) {
     const int64_t N = d.N, I = d.I, H = d.H, P = d.P, B = d.B;
     const at::TensorOptions options = x.options();
 
@@ -265,9 +269,9 @@ struct Recurrence {
     at::Tensor dc = grad_c_n.defined() ? copy_of(grad_c_n) : grad_c_n;  // [B, H]
     scalar_t* dgates_x =                                          // [N, G*H]
         Backend::template temporary<scalar_t>(Scratch::kGatesGradX, N * G * H);
-    scalar_t* dgates_h = Cell::kDirectDh                          // [N, G*H]
-        ? Backend::template temporary<scalar_t>(Scratch::kGatesGradH, N * G * H)
-        : dgates_x;
+    scalar_t* dgates_h =                                          // [N, G*H]
+        Cell::kDirectDh ? Backend::template temporary<scalar_t>(Scratch::kGatesGradH, N * G * H)
+                        : dgates_x;
     // Projection only: dh + grad_out of every step [N, P] (grad_w_hr's GEMM
     // input), and one step's (dh + grad_out) W_hr [B, H], the pointwise pass's dh.
     scalar_t* dh_total = nullptr;
@@ -290,18 +294,18 @@ struct Recurrence {
     const scalar_t* w_hh_p = w_hh.const_data_ptr<scalar_t>();
     at::Tensor grad_x = at::empty(input_shape, options);                    // [N, I]
     // [G*H, I + P]: grad_w_ih, then grad_w_hh, in one GEMM where both take the
-    // same gate gradients (every cell but GRU): one GEMM of I + P columns ran
-    // 10% faster than two, which both packed the gate gradients.
+    // same gate gradients (every cell but GRU): two GEMMs would each pack the
+    // gate gradients, one of I + P columns packs them once (see benchmarks/README.md).
     scalar_t* grad_w = Backend::template temporary<scalar_t>(Scratch::kWeightGrad, G * H * (I + P));
     // [2, G*H] the biases' gradients, b_ih's then (GRU) b_hh's, summed in
     // double: rounding the sum over N rows to scalar_t once
     double* grad_b = Backend::template temporary<double>(Scratch::kBiasGrad, 2 * G * H);
     std::fill(grad_b, grad_b + 2 * G * H, 0.0);
     // [chunk rows, I + P] a chunk's x and h_prev side by side, the merged GEMM's input
-    scalar_t* inputs = Cell::kDirectDh
-        ? nullptr
-        : Backend::template temporary<scalar_t>(Scratch::kInputsAndStates,
-                                                std::min(N, 2 * kChunkRows + B) * (I + P));
+    scalar_t* inputs =
+        Cell::kDirectDh ? nullptr
+                        : Backend::template temporary<scalar_t>(
+                              Scratch::kInputsAndStates, std::min(N, 2 * kChunkRows + B) * (I + P));
     // The gradients that need whole steps run per chunk of steps, as soon as
     // the chunk's pointwise passes have written its gates' gradients, which
     // are then still in cache: over all N rows after the loop they went to
@@ -340,8 +344,8 @@ struct Recurrence {
           std::copy(x_rows + r * I, x_rows + (r + 1) * I, inputs + r * (I + P));
           std::copy(h_prev + (r0 + r) * H, h_prev + (r0 + r) * H + P, inputs + r * (I + P) + I);
         }
-        Backend::gemm(true, false, G * H, I + P, rows, scalar_t(1), dx, G * H, inputs, I + P,
-                      beta, grad_w, I + P);
+        Backend::gemm(true, false, G * H, I + P, rows, scalar_t(1), dx, G * H, inputs, I + P, beta,
+                      grad_w, I + P);
       }
       column_sums(dx, rows, G * H, grad_b);
     };
@@ -366,14 +370,14 @@ struct Recurrence {
         const BackwardFn<Cell, scalar_t, kRelu> pointwise{s};
         if constexpr (Cell::kProjected) {
           if (gemm_rows > 0) {
-            Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p,
-                          P, scalar_t(0), dh_p, P);
+            Backend::gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p, P,
+                          scalar_t(0), dh_p, P);
           }
           scalar_t* total = dh_total + step.offset * P;
           for (int64_t e = 0; e < step.batch * P; ++e) total[e] = dh_p[e] + s.grad_out[e];
           // dh_unprojected[0:batch] = total W_hr, then the pass
-          Backend::gemm_pointwise(step.batch, H, 1, P, total, P, w_step, false, s.dh, H,
-                                  step.batch, pointwise);
+          Backend::gemm_pointwise(step.batch, H, 1, P, total, P, w_step, false, s.dh, H, step.batch,
+                                  pointwise);
         } else {
           Backend::gemm_pointwise(gemm_rows, H, 1, G * H, gemm_a, G * H, w_step, Cell::kDirectDh,
                                   s.dh, H, step.batch, pointwise);
@@ -415,13 +419,14 @@ struct Recurrence {
 
   // sums[j] += sum over r < rows of a[r, j], a: [rows, cols] row-major; the
   // threads take blocks of columns. Groups of kGroup rows are summed in
-  // scalar_t, then added to the double sums (one conversion per group: per
-  // element, they took 1.4% of an LSTM training step at B 64, H 256, T 20).
+  // scalar_t, then added to the double sums: one conversion to double per
+  // group, not per element (see benchmarks/README.md).
   static void column_sums(const scalar_t* a, int64_t rows, int64_t cols, double* sums) {
     constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
     constexpr int64_t kGroup = 16;
     const int64_t blocks = (cols + kColumns - 1) / kColumns;
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
+    const int64_t grain =
+        std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
     at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
       for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
         const int64_t width = std::min(kColumns, cols - j0);

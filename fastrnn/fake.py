@@ -12,13 +12,14 @@ real (not fake tensors under torch.compile); the real op checks them again.
 import torch
 from torch._subclasses.fake_tensor import is_fake
 
-from . import _C  # noqa: F401  (the ops must exist before their fake kernels are registered)
+from . import _C  # the ops must exist before their fake kernels are registered
 
 # gates per cell, and workspace planes the forward saves for backward (an LSTM
-# with projection saves one more: o * tanh(c), the projection's input); the
-# C++ constants are Cell::kGates and Cell::kSaved in csrc/pointwise.h
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-SAVED = {"rnn": 2, "lstm": 7, "gru": 5}
+# with projection saves one more: o * tanh(c), the projection's input), from
+# the C++: each Cell::kGates and Cell::kSaved (csrc/cells/), which
+# csrc/python_module.cpp puts on the extension module
+GATES = dict(_C.GATES)
+SAVED = dict(_C.SAVED)
 
 
 def _check(op, condition, *message):

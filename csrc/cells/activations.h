@@ -16,7 +16,8 @@
 // Every function of the cell math is inlined into the pointwise loops, which
 // must vectorise: one call left in a loop keeps it scalar. GCC's own heuristics
 // declined to inline tanh<float> into the LSTM's training loop (it writes seven
-// workspace planes, so the loop is long), which then ran 4x slower per element.
+// workspace planes, so the loop is long), which then ran scalar (figures:
+// benchmarks/README.md, "Measurements behind the code's choices").
 #if defined(__CUDACC__)
 #define FASTRNN_INLINE __forceinline__
 #elif defined(__GNUC__)

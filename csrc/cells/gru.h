@@ -11,6 +11,9 @@
 // pattern of NaN as torch's autograd: with dh = Inf and z = 0, d n is
 // dh - dh * z = NaN there, where dh * (1 - z) would be Inf.
 
+#include <ATen/OpMathType.h>
+
+#include "../pointwise.h"
 #include "activations.h"
 
 namespace fastrnn::cells {
@@ -22,9 +25,9 @@ struct GRUActivations {
 };
 
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE GRUActivations<acc_t> gru_forward(
-    acc_t x_r, acc_t x_z, acc_t x_n, acc_t h_r, acc_t h_z, acc_t h_n,
-    acc_t h_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE GRUActivations<acc_t> gru_forward(acc_t x_r, acc_t x_z, acc_t x_n,
+                                                                 acc_t h_r, acc_t h_z, acc_t h_n,
+                                                                 acc_t h_prev) {
   GRUActivations<acc_t> a;
   a.r = sigmoid(x_r + h_r);
   a.z = sigmoid(x_z + h_z);
@@ -43,8 +46,8 @@ struct GRUGrads {
 
 // dh: gradient arriving at this step's h. h_n is the forward's W_hn h_prev + b_hn.
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE GRUGrads<acc_t> gru_backward(
-    acc_t dh, acc_t r, acc_t z, acc_t n, acc_t h_n, acc_t h_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE GRUGrads<acc_t> gru_backward(acc_t dh, acc_t r, acc_t z, acc_t n,
+                                                            acc_t h_n, acc_t h_prev) {
   const acc_t dh_z = dh * z;  // d loss / d (h_prev - n)
   // dh - dh * z with the product exact for float (in double): rounded, it
   // cancels against dh as z nears 1.
@@ -60,3 +63,59 @@ C10_HOST_DEVICE FASTRNN_INLINE GRUGrads<acc_t> gru_backward(
 }
 
 }  // namespace fastrnn::cells
+
+namespace fastrnn {
+
+// The GRU's pointwise pass on the step buffers of csrc/pointwise.h.
+struct GRUCell {
+  static constexpr int kGates = 3;
+  static constexpr int kSaved = 5;  // r, z, n, h_n (= W_hn h_prev + b_hn), h_prev
+  static constexpr bool kDirectDh = true;
+  static constexpr bool kProjected = false;
+
+  template <bool kTraining, bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b,
+                                                     int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 3 * H + j;  // gate r of this element; z, n follow at +H
+    const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + acc_t(s.b_hn[j]);
+    const auto a = cells::gru_forward<acc_t>(
+        acc_t(s.x_proj[g]) + acc_t(s.bias[j]), acc_t(s.x_proj[g + H]) + acc_t(s.bias[j + H]),
+        acc_t(s.x_proj[g + 2 * H]) + acc_t(s.bias[j + 2 * H]), acc_t(s.h_proj[g]),
+        acc_t(s.h_proj[g + H]), h_n, acc_t(s.h_prev[e]));
+    if constexpr (kTraining) {
+      const int64_t p = s.plane;
+      s.ws[e] = scalar_t(a.r);
+      s.ws[p + e] = scalar_t(a.z);
+      s.ws[2 * p + e] = scalar_t(a.n);
+      s.ws[3 * p + e] = scalar_t(h_n);
+      s.ws[4 * p + e] = s.h_prev[e];
+    }
+    s.h[e] = scalar_t(a.h);
+    s.out[e] = scalar_t(a.h);
+  }
+
+  template <bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b,
+                                                      int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t p = s.plane;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 3 * H + j;
+    const auto d = cells::gru_backward<acc_t>(acc_t(s.dh[e]) + acc_t(s.grad_out[e]), acc_t(s.ws[e]),
+                                              acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
+                                              acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]));
+    s.dgates_x[g] = scalar_t(d.pre_r);
+    s.dgates_x[g + H] = scalar_t(d.pre_z);
+    s.dgates_x[g + 2 * H] = scalar_t(d.x_n);
+    s.dgates_h[g] = scalar_t(d.pre_r);
+    s.dgates_h[g + H] = scalar_t(d.pre_z);
+    s.dgates_h[g + 2 * H] = scalar_t(d.h_n);
+    s.dh[e] = scalar_t(d.h_prev);
+  }
+};
+
+}  // namespace fastrnn

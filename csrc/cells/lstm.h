@@ -5,6 +5,9 @@
 //   h = o * tanh(c)
 // where pre_* = (W_ih x + b_ih + W_hh h_prev + b_hh) for that gate.
 
+#include <ATen/OpMathType.h>
+
+#include "../pointwise.h"
 #include "activations.h"
 
 namespace fastrnn::cells {
@@ -17,8 +20,9 @@ struct LSTMActivations {
 };
 
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE LSTMActivations<acc_t> lstm_forward(
-    acc_t pre_i, acc_t pre_f, acc_t pre_g, acc_t pre_o, acc_t c_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE LSTMActivations<acc_t> lstm_forward(acc_t pre_i, acc_t pre_f,
+                                                                   acc_t pre_g, acc_t pre_o,
+                                                                   acc_t c_prev) {
   LSTMActivations<acc_t> a;
   a.i = sigmoid(pre_i);
   a.f = sigmoid(pre_f);
@@ -38,9 +42,9 @@ struct LSTMGrads {
 // dh, dc: gradients arriving at this step's h and c (from the output, the
 // final state and the next step). The activations are the forward's.
 template <typename acc_t>
-C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(
-    acc_t dh, acc_t dc, acc_t i, acc_t f, acc_t g, acc_t o, acc_t c,
-    acc_t c_prev) {
+C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(acc_t dh, acc_t dc, acc_t i, acc_t f,
+                                                              acc_t g, acc_t o, acc_t c,
+                                                              acc_t c_prev) {
   const acc_t tanh_c = tanh(c);
   const acc_t dc_total = dc + dh * o * tanh_grad(tanh_c);
   LSTMGrads<acc_t> d;
@@ -53,3 +57,72 @@ C10_HOST_DEVICE FASTRNN_INLINE LSTMGrads<acc_t> lstm_backward(
 }
 
 }  // namespace fastrnn::cells
+
+namespace fastrnn {
+
+// The LSTM's pointwise pass on the step buffers of csrc/pointwise.h.
+// kProject: with a projection (torch.nn.LSTM's proj_size P), h = (o *
+// tanh(c)) W_hr^T, so h and h_prev are [B, P] and W_hh is [4H, P]. The
+// pointwise pass is then the LSTM's up to o * tanh(c), written to out (when
+// training, out is workspace plane 6 itself); the driver runs the projection
+// GEMM (forward) and its transpose (backward) around it, and saves h_prev.
+template <bool kProject>
+struct LSTMCellImpl {
+  static constexpr int kGates = 4;
+  // i, f, g, o, c, c_prev, h_prev; with a projection o * tanh(c) before
+  // h_prev, which then fills the plane's first P columns (zeros beyond)
+  static constexpr int kSaved = kProject ? 8 : 7;
+  static constexpr bool kDirectDh = false;
+  static constexpr bool kProjected = kProject;
+
+  template <bool kTraining, bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b,
+                                                     int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 4 * H + j;  // gate i of this element; f, g, o follow at +H
+    const auto pre = [&](int64_t k) {  // gate k's pre-activation
+      return acc_t(s.x_proj[g + k * H]) + acc_t(s.h_proj[g + k * H]) + acc_t(s.bias[j + k * H]);
+    };
+    const auto a = cells::lstm_forward<acc_t>(pre(0), pre(1), pre(2), pre(3), acc_t(s.c[e]));
+    if constexpr (kTraining) {
+      const int64_t p = s.plane;
+      s.ws[e] = scalar_t(a.i);
+      s.ws[p + e] = scalar_t(a.f);
+      s.ws[2 * p + e] = scalar_t(a.g);
+      s.ws[3 * p + e] = scalar_t(a.o);
+      s.ws[4 * p + e] = scalar_t(a.c);
+      s.ws[5 * p + e] = s.c[e];
+      if constexpr (!kProject) s.ws[6 * p + e] = s.h_prev[e];
+    }
+    s.c[e] = scalar_t(a.c);
+    if constexpr (!kProject) s.h[e] = scalar_t(a.h);
+    s.out[e] = scalar_t(a.h);
+  }
+
+  // kProject: dh is the whole gradient into o * tanh(c) (the driver projected
+  // dh + grad_out back through W_hr), so grad_out is not added here.
+  template <bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b,
+                                                      int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t H = s.H;
+    const int64_t p = s.plane;
+    const int64_t e = b * H + j;
+    const int64_t g = b * 4 * H + j;
+    const acc_t dh = kProject ? acc_t(s.dh[e]) : acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
+    const auto d = cells::lstm_backward<acc_t>(
+        dh, acc_t(s.dc[e]), acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
+        acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]), acc_t(s.ws[5 * p + e]));
+    s.dgates_x[g] = scalar_t(d.pre_i);
+    s.dgates_x[g + H] = scalar_t(d.pre_f);
+    s.dgates_x[g + 2 * H] = scalar_t(d.pre_g);
+    s.dgates_x[g + 3 * H] = scalar_t(d.pre_o);
+    s.dc[e] = scalar_t(d.c_prev);
+  }
+};
+using LSTMCell = LSTMCellImpl<false>;
+using LSTMProjCell = LSTMCellImpl<true>;  // torch.nn.LSTM with proj_size > 0
+
+}  // namespace fastrnn

@@ -3,6 +3,9 @@
 //   h = act(x_proj + h_proj)        act = tanh or relu
 // where x_proj = W_ih x + b_ih and h_proj = W_hh h_prev + b_hh.
 
+#include <ATen/OpMathType.h>
+
+#include "../pointwise.h"
 #include "activations.h"
 
 namespace fastrnn::cells {
@@ -19,3 +22,39 @@ C10_HOST_DEVICE FASTRNN_INLINE acc_t rnn_backward(acc_t dh, acc_t h, bool relu_a
 }
 
 }  // namespace fastrnn::cells
+
+namespace fastrnn {
+
+// The RNN's pointwise pass on the step buffers of csrc/pointwise.h.
+struct RNNCell {
+  static constexpr int kGates = 1;
+  static constexpr int kSaved = 2;  // h, h_prev
+  static constexpr bool kDirectDh = false;
+  static constexpr bool kProjected = false;
+
+  template <bool kTraining, bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void forward(const ForwardStep<scalar_t>& s, int64_t b,
+                                                     int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t e = b * s.H + j;
+    const acc_t pre = acc_t(s.x_proj[e]) + acc_t(s.h_proj[e]) + acc_t(s.bias[j]);
+    const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, kRelu));
+    if constexpr (kTraining) {
+      s.ws[e] = h;
+      s.ws[s.plane + e] = s.h_prev[e];
+    }
+    s.h[e] = h;
+    s.out[e] = h;
+  }
+
+  template <bool kRelu, typename scalar_t>
+  C10_HOST_DEVICE FASTRNN_INLINE static void backward(const BackwardStep<scalar_t>& s, int64_t b,
+                                                      int64_t j) {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t e = b * s.H + j;
+    const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
+    s.dgates_x[e] = scalar_t(cells::rnn_backward<acc_t>(dh, acc_t(s.ws[e]), kRelu));
+  }
+};
+
+}  // namespace fastrnn

@@ -2,9 +2,10 @@
 // What the CPU does differently: GEMMs on raw pointers with no dispatcher call
 // or allocation per time step, and the pointwise pass as an at::parallel_for
 // over (b, j). float GEMMs use oneDNN's batch-reduce GEMM micro-kernel
-// (at::native::cpublas::brgemm), tiled across threads here: on the machines we
-// measured it beats MKL's sgemm by 25% per core, and by 3x at batch 1 (MKL
-// takes its slow path on AMD processors). double GEMMs go to BLAS.
+// (at::native::cpublas::brgemm), tiled across threads here: at the per-step
+// shapes it beats MKL's sgemm, which takes a generic path on AMD processors and
+// costs more per call at batch 1 (figures: benchmarks/README.md, "Measurements
+// behind the code's choices"). double GEMMs go to BLAS.
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -16,8 +17,8 @@
 #include "gemm_calls.h"
 #include "isa.h"
 #include "pool.h"
-#include "transpose.h"
 #include "scratch.h"
+#include "transpose.h"
 
 namespace fastrnn {
 
@@ -35,8 +36,8 @@ struct CPUBackend {
         if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
         // brgemm takes B as [k, n] rows: transpose it once (k * n copies
         // against 2 * m * k * n flops)
-        const at::Tensor b_t = cpu::contiguous(
-            at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
+        const at::Tensor b_t =
+            cpu::contiguous(at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
         return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
       }
     }
@@ -61,10 +62,11 @@ struct CPUBackend {
   // (block, slice) gets a contiguous [k, block] panel, so a thread streams its
   // panels in order. Rows of the plain layout lie slices * H floats apart
   // (4 KB for an LSTM of hidden 256), which defeats the hardware prefetcher
-  // and maps every row of a tile to the same L1 sets: brgemm ran 25% below
-  // MKL's sgemm (which packs) until this. A single block of short rows
-  // (slices * H <= 256) stays plain and takes one brgemm call for all slices:
-  // at batch 1 a call's dispatch costs more than its arithmetic.
+  // and maps every row of a tile to the same L1 sets: brgemm on that layout
+  // is slower than MKL's sgemm, which packs (see benchmarks/README.md). A
+  // single block of short rows (slices * H <= 256) stays plain and takes one
+  // brgemm call for all slices: at batch 1 a call's dispatch costs more than
+  // its arithmetic.
   // One copy per op call, as the transpose it replaces, into scratch `slot`
   // (none when W is given row-major and stays plain, or BLAS reads it).
   struct StepWeight {
@@ -80,8 +82,10 @@ struct CPUBackend {
     if (!packs<scalar_t>()) return {w, H, true, transposed};  // BLAS takes W as it is
     if constexpr (std::is_same_v<scalar_t, float>) {
       const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
-      const int64_t threads = std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
-      // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats, at most 256
+      const int64_t threads =
+          std::clamp<int64_t>(work / kMinWorkPerThread, 1, at::get_num_threads());
+      // an equal share per thread (fewer, larger brgemm calls), a multiple of 16 floats,
+      // at most 256
       const int64_t block = std::min<int64_t>(256, ((H + threads - 1) / threads + 15) / 16 * 16);
       if (block >= H && slices * H <= 256) {
         if (!transposed) return {w, H, true, false};
@@ -101,9 +105,9 @@ struct CPUBackend {
   // reads only the columns its own GEMM tiles produced, while they are in its
   // cache, and each step costs one parallel region instead of two.
   template <typename scalar_t, class F>
-  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k,
-                             const scalar_t* a, int64_t lda, const StepWeight& w, bool add_c,
-                             scalar_t* c, int64_t ldc, int64_t f_rows, const F& f) {
+  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
+                             int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                             int64_t f_rows, const F& f) {
     const scalar_t* w_data = static_cast<const scalar_t*>(w.data);
     if (!packs<scalar_t>()) {
       if (rows > 0) {
@@ -152,8 +156,8 @@ struct CPUBackend {
 
   static constexpr int64_t kMinWorkPerThread = 1 << 19;  // flops worth waking a thread for
   // From this many rows a float GEMM goes to BLAS: it packs its operands,
-  // and ran the input projection of an LSTM (3200 x 1024 x 128) 1.5x faster
-  // than our brgemm tiles, whose B rows lie 4 KB apart.
+  // and at such sizes beats our brgemm tiles, whose B rows lie 4 KB apart
+  // (see benchmarks/README.md).
   static constexpr int64_t kBlasRows = 512;
 
   // Whether step weights are packed into panels: float GEMMs on brgemm.
@@ -193,8 +197,7 @@ struct CPUBackend {
   // brgemm's own fallback without AVX2 or with mkldnn disabled is a slow
   // reference loop, so it is only used where its micro-kernel runs.
   static bool brgemm_ok() {
-    static const bool ok =
-        cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
+    static const bool ok = cpu::isa() >= cpu::Isa::kAvx2 && at::globalContext().userEnabledMkldnn();
     return ok;
   }
 
@@ -208,7 +211,8 @@ struct CPUBackend {
     const int64_t row_tiles = (m + kRows - 1) / kRows;
     const int64_t col_tiles = (n + kCols - 1) / kCols;
     const int64_t tile_flops = 2 * std::min(m, kRows) * std::min(n, kCols) * k;
-    const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
+    const int64_t grain =
+        std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
     at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
@@ -229,12 +233,12 @@ struct CPUBackend {
   }
 
   // The loop over j of each row is the one to vectorise.
-#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                                \
-  template <class F>                                                                        \
-  TARGET static void NAME(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) {     \
-    for (int64_t b = b0; b < b1; ++b) {                                                     \
-      _Pragma("GCC ivdep") for (int64_t j = j0; j < j1; ++j) { f(b, j); }                   \
-    }                                                                                       \
+#define FASTRNN_POINTWISE_LOOP(NAME, TARGET)                                            \
+  template <class F>                                                                    \
+  TARGET static void NAME(const F& f, int64_t b0, int64_t b1, int64_t j0, int64_t j1) { \
+    for (int64_t b = b0; b < b1; ++b) {                                                 \
+      _Pragma("GCC ivdep") for (int64_t j = j0; j < j1; ++j) { f(b, j); }               \
+    }                                                                                   \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)

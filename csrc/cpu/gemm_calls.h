@@ -8,9 +8,10 @@
 //     of rows, columns and of the reduction below that. A reduction longer
 //     than kLongReduction also goes in blocks of kReductionBlock, each block's
 //     sum added to C: brgemm sums all of K in its accumulators, one term after
-//     the other, and its float32 error grew past twice that of MKL's sgemm
-//     (which blocks K), the project's rule, from K = 1536 on (4 to 10 times at
-//     K = 16384); in blocks of 256 it stayed about MKL's;
+//     the other, and on long reductions its float32 error grew past twice that
+//     of MKL's sgemm (which blocks K), the project's rule; in blocks of 256 it
+//     stayed about MKL's (figures: benchmarks/README.md, "Measurements behind
+//     the code's choices");
 //   - BLAS takes 32-bit integers: m, n and k are split into pieces that fit,
 //     and a leading dimension that does not fit is refused.
 // Both handle the empty cases themselves (k = 0: C = beta C; m or n = 0:
@@ -102,8 +103,12 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scal
               std::max({lda, ldb, ldc}), " elements) exceeds BLAS's 32-bit arguments");
   constexpr int64_t kMax = INT_MAX;
   // A[i, l] = a[i * lda + l], or a[l * lda + i] when transposed; B likewise.
-  const auto a_at = [&](int64_t i, int64_t l) { return trans_a ? a + l * lda + i : a + i * lda + l; };
-  const auto b_at = [&](int64_t l, int64_t j) { return trans_b ? b + j * ldb + l : b + l * ldb + j; };
+  const auto a_at = [&](int64_t i, int64_t l) {
+    return trans_a ? a + l * lda + i : a + i * lda + l;
+  };
+  const auto b_at = [&](int64_t l, int64_t j) {
+    return trans_b ? b + j * ldb + l : b + l * ldb + j;
+  };
   const char ta = trans_b ? 'T' : 'N';
   const char tb = trans_a ? 'T' : 'N';
   const int lda_ = static_cast<int>(std::max<int64_t>(ldb, 1));
@@ -118,11 +123,11 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scal
         const scalar_t beta_ = l0 == 0 ? beta : scalar_t(1);
         scalar_t* c_ = c + i0 * ldc + j0;
         if constexpr (std::is_same_v<scalar_t, float>) {
-          sgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_,
-                 &beta_, c_, &ldc_);
+          sgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_, &beta_,
+                 c_, &ldc_);
         } else {
-          dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_,
-                 &beta_, c_, &ldc_);
+          dgemm_(&ta, &tb, &m_, &n_, &k_, &alpha, b_at(l0, j0), &lda_, a_at(i0, l0), &ldb_, &beta_,
+                 c_, &ldc_);
         }
       }
     }

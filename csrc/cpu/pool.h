@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <new>
 #include <mutex>
+#include <new>
 #include <vector>
 
 namespace fastrnn::cpu {
@@ -70,9 +70,9 @@ class BufferPool {
     std::lock_guard<std::mutex> lock(mutex_);
     free_.push_back(buffer);
     if (free_.size() > kMaxFree) {  // keep the largest, which the largest calls need
-      auto smallest = std::min_element(free_.begin(), free_.end(), [](const Buffer& a, const Buffer& b) {
-        return a.bytes < b.bytes;
-      });
+      auto smallest =
+          std::min_element(free_.begin(), free_.end(),
+                           [](const Buffer& a, const Buffer& b) { return a.bytes < b.bytes; });
       std::free(smallest->data);
       free_.erase(smallest);
     }

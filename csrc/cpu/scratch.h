@@ -1,11 +1,12 @@
 #pragma once
 // Temporaries that live only inside one op call (the input projection, the
 // gate gradients, the packed weights) are reused across calls instead of
-// allocated each time: glibc hands out buffers this large as fresh mmaps, and
-// faulting in tens of megabytes of zeroed pages cost a quarter of an LSTM
-// training step. They are raw memory, not tensors: at batch 1 each ATen call
-// (a narrow, a view) cost microseconds, tens of them after another model's
-// work had evicted ATen's code and data from the caches.
+// allocated each time: glibc hands out buffers this large as fresh mmaps,
+// whose tens of megabytes of zeroed pages would be faulted in on every call.
+// They are raw memory, not tensors: at batch 1 the fixed cost of an ATen call
+// (a narrow, a view) is of the order of a step's arithmetic, and more once
+// another model's work has evicted ATen's code and data from the caches
+// (figures: benchmarks/README.md, "Measurements behind the code's choices").
 // Each calling thread keeps one buffer per slot, grown to the largest request
 // and held until the thread ends. Ops run one at a time on a thread, and a
 // slot's contents never outlive the call that asked for it.

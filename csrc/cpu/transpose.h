@@ -2,8 +2,8 @@
 // dst[j, i] = src[i, j] for float matrices, in 8 x 8 register tiles (AVX2).
 // The driver transposes a weight on every call (W_hh^T for the forward's
 // steps, W_ih^T for brgemm's input projection). ATen's copy_ of a transposed
-// view spends ~12 instructions per element; at batch 1 that was a fifth of a
-// 200-step LSTM forward.
+// view goes element by element, a large share of a call at batch 1 (figures:
+// benchmarks/README.md, "Measurements behind the code's choices").
 
 #include <ATen/ATen.h>
 
@@ -20,8 +20,8 @@ namespace fastrnn::cpu {
 namespace detail {
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2"))) inline void transpose_8x8(const float* src, int64_t lds,
-                                                          float* dst, int64_t ldd) {
+__attribute__((target("avx2"))) inline void transpose_8x8(const float* src, int64_t lds, float* dst,
+                                                          int64_t ldd) {
   __m256 r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
   for (int i = 0; i < 8; i += 2) {  // interleave row pairs

@@ -79,9 +79,11 @@ void test_rnn() {
       const double w = uniform(-1.0, 1.0);
       const double h = fc::rnn_forward<double>(pre[0], relu);
       expect_near(name + " forward", h, relu ? std::max(pre[0], 0.0) : std::tanh(pre[0]), kFwdTol);
-      auto loss = [&](const std::array<double, 1>& x) { return w * fc::rnn_forward<double>(x[0], relu); };
-      expect_near(name + " d/dpre", fc::rnn_backward<double>(w, h, relu), numeric_grad(loss, pre, 0),
-                  kGradTol);
+      auto loss = [&](const std::array<double, 1>& x) {
+        return w * fc::rnn_forward<double>(x[0], relu);
+      };
+      expect_near(name + " d/dpre", fc::rnn_backward<double>(w, h, relu),
+                  numeric_grad(loss, pre, 0), kGradTol);
     }
   }
 }
@@ -224,8 +226,8 @@ void test_float_activations() {
   for (int k = -2000000; k <= 2000000; ++k) {
     const float x = 20.f * static_cast<float>(k) / 2000000.f;  // [-20, 20], step 1e-5
     worst_tanh = std::max(worst_tanh, ulps(fc::tanh<float>(x), std::tanh(double(x))));
-    worst_sigmoid = std::max(worst_sigmoid,
-                             ulps(fc::sigmoid<float>(x), 1 / (1 + std::exp(-double(x)))));
+    worst_sigmoid =
+        std::max(worst_sigmoid, ulps(fc::sigmoid<float>(x), 1 / (1 + std::exp(-double(x)))));
     worst_exp = std::max(worst_exp, ulps(fc::exp_float(4.f * x), std::exp(4.0 * double(x))));
   }
   expect_ulps("float tanh", worst_tanh, 1.5);

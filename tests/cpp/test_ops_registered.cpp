@@ -25,8 +25,8 @@ int main() {
   using Opt = std::optional<Tensor>;
   const auto rnn = dispatcher.findSchemaOrThrow("fastrnn::rnn_forward", "")
                        .typed<std::tuple<Tensor, Tensor, Tensor>(
-                           const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                           const Opt&, const Opt&, const Opt&, bool, bool, bool)>();
+                           const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Opt&,
+                           const Opt&, const Opt&, bool, bool, bool)>();
 
   const int64_t T = 4, B = 3, I = 5, H = 6;
   at::manual_seed(0);
