@@ -23,8 +23,13 @@ def check_agreement(ref, ours, x, mode, rel_tol=None):
     max_abs, max_rel, worst = 0.0, 0.0, None
     for key in b:
         if key not in a or a[key].shape != b[key].shape:
-            return {"max_abs_diff": math.inf, "max_rel_diff": math.inf, "worst": key,
-                    "ok": False, "rel_tol": rel_tol}
+            return {
+                "max_abs_diff": math.inf,
+                "max_rel_diff": math.inf,
+                "worst": key,
+                "ok": False,
+                "rel_tol": rel_tol,
+            }
         diff = (a[key].double() - b[key].double()).abs().max().item()
         scale = b[key].abs().max().item()
         rel = diff / scale if scale > 0 else diff
@@ -33,5 +38,10 @@ def check_agreement(ref, ours, x, mode, rel_tol=None):
         max_abs = max(max_abs, diff)
         if rel >= max_rel:
             max_rel, worst = rel, key
-    return {"max_abs_diff": max_abs, "max_rel_diff": max_rel, "worst": worst,
-            "ok": max_rel <= rel_tol, "rel_tol": rel_tol}
+    return {
+        "max_abs_diff": max_abs,
+        "max_rel_diff": max_rel,
+        "worst": worst,
+        "ok": max_rel <= rel_tol,
+        "rel_tol": rel_tol,
+    }

@@ -58,13 +58,33 @@ DEVICES = ("cpu", "cuda")
 def describe_case(cell, size_name, seq_len, mode, num_layers, device):
     """The part of a case's record that names the case."""
     size = SIZES[size_name]
-    return {"cell": cell, "size": size_name, "batch": size.batch, "input": size.input,
-            "hidden": size.hidden, "num_layers": num_layers, "seq_len": seq_len,
-            "mode": mode, "device": device}
+    return {
+        "cell": cell,
+        "size": size_name,
+        "batch": size.batch,
+        "input": size.input,
+        "hidden": size.hidden,
+        "num_layers": num_layers,
+        "seq_len": seq_len,
+        "mode": mode,
+        "device": device,
+    }
 
 
-def run_case(cell, size_name, seq_len, mode, num_layers=1, warmup=3, repeats=None,
-             target=0.8, mm_overhead=0.0, keep_samples=True, rel_tol=None, device="cpu"):
+def run_case(
+    cell,
+    size_name,
+    seq_len,
+    mode,
+    num_layers=1,
+    warmup=3,
+    repeats=None,
+    target=0.8,
+    mm_overhead=0.0,
+    keep_samples=True,
+    rel_tol=None,
+    device="cpu",
+):
     """Check and time one case on `device`; returns its record (a JSON-able dict)."""
     record = describe_case(cell, size_name, seq_len, mode, num_layers, device)
     ref, ours = make_modules(cell, size_name, num_layers, device=device)
@@ -72,11 +92,9 @@ def run_case(cell, size_name, seq_len, mode, num_layers=1, warmup=3, repeats=Non
     record["check"] = check_agreement(ref, ours, x, mode, rel_tol)
 
     limit, calls, flops = limit_step(cell, size_name, seq_len, mode, num_layers, device=device)
-    steps = {"torch": make_step(ref, x, mode), "fastrnn": make_step(ours, x, mode),
-             "limit": limit}
+    steps = {"torch": make_step(ref, x, mode), "fastrnn": make_step(ours, x, mode), "limit": limit}
     before = cpu_snapshot()
-    timing = time_interleaved(steps, warmup=warmup, repeats=repeats, target=target,
-                              device=device)
+    timing = time_interleaved(steps, warmup=warmup, repeats=repeats, target=target, device=device)
     record["others_cpu"] = others_share(before, cpu_snapshot(), available_cpus())
     s = timing["seconds"]
     med = {name: statistics.median(v) for name, v in s.items()}
@@ -85,23 +103,25 @@ def run_case(cell, size_name, seq_len, mode, num_layers=1, warmup=3, repeats=Non
     overhead = calls * mm_overhead
     net = med["limit"] - overhead
     over_net = [f / (lim - overhead) for f, lim in zip(s["fastrnn"], s["limit"]) if lim > overhead]
-    record.update({
-        "torch_ms": med["torch"] * 1e3,
-        "fastrnn_ms": med["fastrnn"] * 1e3,
-        "limit_ms": med["limit"] * 1e3,
-        "speedup": statistics.median(speedups),
-        "speedup_q1_q3": list(quartiles(speedups)),
-        "fastrnn_over_limit": statistics.median(over_limit),
-        "fastrnn_over_limit_q1_q3": list(quartiles(over_limit)),
-        "limit_calls": calls,
-        "limit_flops": flops,
-        "limit_gflops": flops / med["limit"] / 1e9,
-        "limit_overhead_ms": overhead * 1e3,
-        "limit_net_ms": net * 1e3 if net > 0 else None,
-        "fastrnn_over_limit_net": statistics.median(over_net) if over_net else None,
-        "rounds": timing["rounds"],
-        "calls_per_sample": timing["number"],
-    })
+    record.update(
+        {
+            "torch_ms": med["torch"] * 1e3,
+            "fastrnn_ms": med["fastrnn"] * 1e3,
+            "limit_ms": med["limit"] * 1e3,
+            "speedup": statistics.median(speedups),
+            "speedup_q1_q3": list(quartiles(speedups)),
+            "fastrnn_over_limit": statistics.median(over_limit),
+            "fastrnn_over_limit_q1_q3": list(quartiles(over_limit)),
+            "limit_calls": calls,
+            "limit_flops": flops,
+            "limit_gflops": flops / med["limit"] / 1e9,
+            "limit_overhead_ms": overhead * 1e3,
+            "limit_net_ms": net * 1e3 if net > 0 else None,
+            "fastrnn_over_limit_net": statistics.median(over_net) if over_net else None,
+            "rounds": timing["rounds"],
+            "calls_per_sample": timing["number"],
+        }
+    )
     if keep_samples:
         record["samples_ms"] = {name: [t * 1e3 for t in v] for name, v in s.items()}
     return record
@@ -110,10 +130,12 @@ def run_case(cell, size_name, seq_len, mode, num_layers=1, warmup=3, repeats=Non
 # --------------------------------------------------------------------------
 # Command line
 
+
 def comma_separated(cast=str):
     """An argparse type: "rnn, lstm" -> ["rnn", "lstm"], each item cast; an
     item that cast refuses is an argparse error that names it. Which items
     are allowed is checked after parsing (_check_lists)."""
+
     def items(text):
         values = []
         for item in filter(None, (part.strip() for part in text.split(","))):
@@ -121,14 +143,20 @@ def comma_separated(cast=str):
                 values.append(cast(item))
             except ValueError:
                 raise argparse.ArgumentTypeError(
-                    f"invalid {cast.__name__} value: {item!r}") from None
+                    f"invalid {cast.__name__} value: {item!r}"
+                ) from None
         return values
+
     return items
 
 
 # list option -> (what one item is, the allowed items or None for any)
-LIST_OPTIONS = {"--cells": ("cell", list(CELLS)), "--sizes": ("size", list(SIZES)),
-                "--seq-lens": ("seq_len", None), "--modes": ("mode", list(MODES))}
+LIST_OPTIONS = {
+    "--cells": ("cell", list(CELLS)),
+    "--sizes": ("size", list(SIZES)),
+    "--seq-lens": ("seq_len", None),
+    "--modes": ("mode", list(MODES)),
+}
 
 
 def _check_lists(parser, args):
@@ -140,62 +168,115 @@ def _check_lists(parser, args):
             parser.error(f"argument {option}: no {kind} given")
         unknown = [str(v) for v in values if choices is not None and v not in choices]
         if unknown:
-            parser.error(f"argument {option}: unknown {kind} {', '.join(unknown)}; "
-                         f"choose from {', '.join(choices)}")
+            parser.error(
+                f"argument {option}: unknown {kind} {', '.join(unknown)}; "
+                f"choose from {', '.join(choices)}"
+            )
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.bench",
         description="Benchmark fastrnn.RNN/LSTM/GRU against torch.nn and against the "
-                    "GEMM limit, after checking that they agree.",
+        "GEMM limit, after checking that they agree.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Default cases (the project's note): medium (B=64, I=128, H=256) at seq_len "
-               "10, 50, 100 and small (B=1, I=64, H=64) at seq_len 200; every cell, both "
-               "modes.\nWithout --seq-lens a size gets its default lengths: small 200, medium "
-               "10,50,100, seed 10..200, large 50 (--full: every size at 10..200, large at 50).\n"
-               "Sizes: " + "; ".join(f"{k} B={s.batch} I={s.input} H={s.hidden}"
-                                      for k, s in SIZES.items()))
-    p.add_argument("--cells", type=comma_separated(), default=list(CELLS),
-                   help="comma-separated cells: rnn (tanh), lstm, gru (default: all)")
-    p.add_argument("--sizes", type=comma_separated(), default=None,
-                   help="comma-separated sizes: small, seed, medium, large "
-                        "(default: small,medium; --full: all)")
-    p.add_argument("--seq-lens", type=comma_separated(int), default=None,
-                   help="comma-separated sequence lengths for every size (default: per size)")
-    p.add_argument("--modes", type=comma_separated(), default=list(MODES),
-                   help="forward (eval, no grad) and/or train (forward + backward) "
-                        "(default: both)")
-    p.add_argument("--full", action="store_true",
-                   help="the whole grid: all sizes, seq_len 10,20,30,50,100,200 (large: 50)")
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny run for CI (seconds): size small, seq_len 10, few repeats")
-    p.add_argument("--device", choices=DEVICES, default="cpu",
-                   help="where the modules, inputs and the limit's GEMMs run (default cpu); "
-                        "on cuda the times come from CUDA events")
-    p.add_argument("--rel-tol", type=float, default=REL_TOL,
-                   help="check: largest allowed max|fastrnn - torch.nn| / max|torch.nn| of any "
-                        f"compared tensor (default {REL_TOL:g})")
+        "10, 50, 100 and small (B=1, I=64, H=64) at seq_len 200; every cell, both "
+        "modes.\nWithout --seq-lens a size gets its default lengths: small 200, medium "
+        "10,50,100, seed 10..200, large 50 (--full: every size at 10..200, large at 50).\n"
+        "Sizes: "
+        + "; ".join(f"{k} B={s.batch} I={s.input} H={s.hidden}" for k, s in SIZES.items()),
+    )
+    p.add_argument(
+        "--cells",
+        type=comma_separated(),
+        default=list(CELLS),
+        help="comma-separated cells: rnn (tanh), lstm, gru (default: all)",
+    )
+    p.add_argument(
+        "--sizes",
+        type=comma_separated(),
+        default=None,
+        help="comma-separated sizes: small, seed, medium, large "
+        "(default: small,medium; --full: all)",
+    )
+    p.add_argument(
+        "--seq-lens",
+        type=comma_separated(int),
+        default=None,
+        help="comma-separated sequence lengths for every size (default: per size)",
+    )
+    p.add_argument(
+        "--modes",
+        type=comma_separated(),
+        default=list(MODES),
+        help="forward (eval, no grad) and/or train (forward + backward) (default: both)",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole grid: all sizes, seq_len 10,20,30,50,100,200 (large: 50)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny run for CI (seconds): size small, seq_len 10, few repeats",
+    )
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the modules, inputs and the limit's GEMMs run (default cpu); "
+        "on cuda the times come from CUDA events",
+    )
+    p.add_argument(
+        "--rel-tol",
+        type=float,
+        default=REL_TOL,
+        help="check: largest allowed max|fastrnn - torch.nn| / max|torch.nn| of any "
+        f"compared tensor (default {REL_TOL:g})",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--num-layers", type=int, default=1, help="layers (default 1)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="interleaved rounds per case (default: adapted to the case's cost, "
-                        "about --target-time seconds per implementation, at least 5)")
-    p.add_argument("--target-time", type=float, default=None,
-                   help="seconds per implementation per case when adapting repeats "
-                        "(default 0.8; --smoke 0.03)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="warm-up calls of each implementation per case (default 3; --smoke 1)")
-    p.add_argument("--json", default=None, metavar="PATH",
-                   help="write machine info, options and every case here "
-                        "(default bench-out/bench.json, --smoke bench-out/bench-smoke.json; "
-                        "'' to skip)")
-    p.add_argument("--plot", default=None, metavar="PATH",
-                   help="speed-up vs seq_len plot (default bench-out/speedup.png, "
-                        "--smoke bench-out/speedup-smoke.png)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="interleaved rounds per case (default: adapted to the case's cost, "
+        "about --target-time seconds per implementation, at least 5)",
+    )
+    p.add_argument(
+        "--target-time",
+        type=float,
+        default=None,
+        help="seconds per implementation per case when adapting repeats "
+        "(default 0.8; --smoke 0.03)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="warm-up calls of each implementation per case (default 3; --smoke 1)",
+    )
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="write machine info, options and every case here "
+        "(default bench-out/bench.json, --smoke bench-out/bench-smoke.json; "
+        "'' to skip)",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PATH",
+        help="speed-up vs seq_len plot (default bench-out/speedup.png, "
+        "--smoke bench-out/speedup-smoke.png)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write the plot")
-    p.add_argument("--no-samples", action="store_true",
-                   help="leave the per-round samples out of the JSON")
+    p.add_argument(
+        "--no-samples", action="store_true", help="leave the per-round samples out of the JSON"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     _check_lists(p, args)
@@ -234,8 +315,11 @@ def main(argv=None):
     cases = grid(args.sizes, args.cells, args.modes, args.seq_lens, args.full)
     info = machine_info(quick=args.smoke, device=args.device)
     print(format_machine(info))
-    print(f"{len(cases)} cases, {args.num_layers} layer(s), float32; check tolerance "
-          f"{args.rel_tol:g} relative to max |value|", flush=True)
+    print(
+        f"{len(cases)} cases, {args.num_layers} layer(s), float32; check tolerance "
+        f"{args.rel_tol:g} relative to max |value|",
+        flush=True,
+    )
 
     records = []
     bar = None
@@ -245,10 +329,20 @@ def main(argv=None):
         if bar is not None:
             bar.set_description(f"{cell} {size} T={seq_len} {mode}")
         try:
-            record = run_case(cell, size, seq_len, mode, args.num_layers, args.warmup,
-                              args.repeats, args.target_time,
-                              info["mm_call_overhead_us"] * 1e-6, not args.no_samples,
-                              args.rel_tol, args.device)
+            record = run_case(
+                cell,
+                size,
+                seq_len,
+                mode,
+                args.num_layers,
+                args.warmup,
+                args.repeats,
+                args.target_time,
+                info["mm_call_overhead_us"] * 1e-6,
+                not args.no_samples,
+                args.rel_tol,
+                args.device,
+            )
         except Exception as e:  # report it in the table and carry on
             record = describe_case(cell, size, seq_len, mode, args.num_layers, args.device)
             record["error"] = f"{type(e).__name__}: {e}"
@@ -271,8 +365,17 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         options = {k: v for k, v in vars(args).items()}
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "options": options, "rel_tol": args.rel_tol,
-                       "wall_s": wall, "cases": records}, f, indent=1)
+            json.dump(
+                {
+                    "machine": info,
+                    "options": options,
+                    "rel_tol": args.rel_tol,
+                    "wall_s": wall,
+                    "cases": records,
+                },
+                f,
+                indent=1,
+            )
         print(f"\nwrote {args.json}")
     if not args.no_plot and records:
         try:
@@ -286,16 +389,19 @@ def main(argv=None):
     if share is not None:
         print(f"other processes used {100 * share:.0f}% of the machine's CPU time during the run")
     if busy:
-        print(f"WARNING: the machine was busy during {len(busy)} of {len(records)} cases "
-              f"(busy > {int(BUSY_WARN * 100)}%): their timings are unreliable. With more torch "
-              "threads than idle cores, each OpenMP region waits for the scheduler and times "
-              "can grow by orders of magnitude; rerun on a quiet machine (or with --threads 1).")
+        print(
+            f"WARNING: the machine was busy during {len(busy)} of {len(records)} cases "
+            f"(busy > {int(BUSY_WARN * 100)}%): their timings are unreliable. With more torch "
+            "threads than idle cores, each OpenMP region waits for the scheduler and times "
+            "can grow by orders of magnitude; rerun on a quiet machine (or with --threads 1)."
+        )
     if failed:
         print(f"\n{len(failed)} case(s) FAILED:")
         for r in failed:
             what = r.get("error") or (
                 f"max rel diff {r['check']['max_rel_diff']:.2e} in {r['check']['worst']} "
-                f"> {args.rel_tol:g}")
+                f"> {args.rel_tol:g}"
+            )
             print(f"  {r['cell']} {r['size']} T={r['seq_len']} {r['mode']}: {what}")
         return 1
     return 0

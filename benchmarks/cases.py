@@ -19,7 +19,7 @@ SIZES = {
 
 # cell -> (torch.nn class, fastrnn class, gates G)
 CELLS = {
-    "rnn": (torch.nn.RNN, fastrnn.RNN, 1),   # tanh, torch.nn.RNN's default
+    "rnn": (torch.nn.RNN, fastrnn.RNN, 1),  # tanh, torch.nn.RNN's default
     "lstm": (torch.nn.LSTM, fastrnn.LSTM, 4),
     "gru": (torch.nn.GRU, fastrnn.GRU, 3),
 }
@@ -28,8 +28,12 @@ MODES = ("forward", "train")
 ALL_SEQ_LENS = (10, 20, 30, 50, 100, 200)
 
 # Sequence lengths of each size in the full grid (--full, and the pytest suite).
-FULL_SEQ_LENS = {"small": ALL_SEQ_LENS, "seed": ALL_SEQ_LENS, "medium": ALL_SEQ_LENS,
-                 "large": (50,)}
+FULL_SEQ_LENS = {
+    "small": ALL_SEQ_LENS,
+    "seed": ALL_SEQ_LENS,
+    "medium": ALL_SEQ_LENS,
+    "large": (50,),
+}
 # The default run: the cases the project's note needs.
 DEFAULT_SIZES = ("small", "medium")
 DEFAULT_SEQ_LENS = {"small": (200,), "medium": (10, 50, 100)}
@@ -54,14 +58,18 @@ def grid(sizes, cells, modes, seq_lens=None, full=False):
             lengths = FULL_SEQ_LENS[size]
         else:
             lengths = DEFAULT_SEQ_LENS[size]
-        cases += [(cell, size, seq_len, mode)
-                  for seq_len in lengths for cell in cells for mode in modes]
+        cases += [
+            (cell, size, seq_len, mode) for seq_len in lengths for cell in cells for mode in modes
+        ]
     return cases
 
 
 def full_grid(sizes=None, cells=None, modes=None):
     """(cell, size, seq_len, mode) of the full grid: small, seed and medium at
     every length in ALL_SEQ_LENS, large at 50."""
-    return grid(list(SIZES) if sizes is None else sizes,
-                list(CELLS) if cells is None else cells,
-                list(MODES) if modes is None else modes, full=True)
+    return grid(
+        list(SIZES) if sizes is None else sizes,
+        list(CELLS) if cells is None else cells,
+        list(MODES) if modes is None else modes,
+        full=True,
+    )

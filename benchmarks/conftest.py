@@ -30,17 +30,26 @@ def _env_flag(name):
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastrnn benchmarks")
-    group.addoption("--smoke", action="store_true", default=_env_flag("FASTRNN_BENCH_SMOKE"),
-                    help="fastrnn benchmarks: only size small at seq_len 10, 3 rounds each "
-                         "(also FASTRNN_BENCH_SMOKE=1)")
-    group.addoption("--bench-threads", type=int,
-                    default=int(os.environ.get("FASTRNN_BENCH_THREADS", "2")),
-                    help="fastrnn benchmarks: torch.set_num_threads (default 2, or "
-                         "FASTRNN_BENCH_THREADS)")
-    group.addoption("--bench-device", choices=("cpu", "cuda"),
-                    default=os.environ.get("FASTRNN_BENCH_DEVICE", "cpu"),
-                    help="fastrnn benchmarks: the device of the modules and inputs (default "
-                         "cpu, or FASTRNN_BENCH_DEVICE)")
+    group.addoption(
+        "--smoke",
+        action="store_true",
+        default=_env_flag("FASTRNN_BENCH_SMOKE"),
+        help="fastrnn benchmarks: only size small at seq_len 10, 3 rounds each "
+        "(also FASTRNN_BENCH_SMOKE=1)",
+    )
+    group.addoption(
+        "--bench-threads",
+        type=int,
+        default=int(os.environ.get("FASTRNN_BENCH_THREADS", "2")),
+        help="fastrnn benchmarks: torch.set_num_threads (default 2, or FASTRNN_BENCH_THREADS)",
+    )
+    group.addoption(
+        "--bench-device",
+        choices=("cpu", "cuda"),
+        default=os.environ.get("FASTRNN_BENCH_DEVICE", "cpu"),
+        help="fastrnn benchmarks: the device of the modules and inputs (default "
+        "cpu, or FASTRNN_BENCH_DEVICE)",
+    )
 
 
 def pytest_configure(config):
@@ -55,8 +64,10 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     mode = "smoke" if config.getoption("--smoke") else "full"
-    return (f"fastrnn benchmarks: {mode} grid, device {config.getoption('--bench-device')}, "
-            f"torch threads {torch.get_num_threads()}")
+    return (
+        f"fastrnn benchmarks: {mode} grid, device {config.getoption('--bench-device')}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
 
 
 @pytest.fixture

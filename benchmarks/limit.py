@@ -40,7 +40,7 @@ def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu"):
     flops = 0
     for layer in range(num_layers):
         I = size.input if layer == 0 else H  # noqa: E741 (the I of the docstring)
-        x = rand(N, I)                          # the layer's input, [T*B, I]
+        x = rand(N, I)  # the layer's input, [T*B, I]
         w_ih, w_hh = rand(GH, I), rand(GH, H)
         h = rand(B, H)
         calls.append((x, w_ih.t(), empty(N, GH)))
@@ -48,13 +48,13 @@ def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu"):
         calls += [(h, w_hh.t(), h_proj)] * T
         flops += 2 * N * I * GH + T * 2 * B * H * GH
         if mode == "train":
-            dgates = rand(N, GH)                # gate gradients of every step, [T*B, G*H]
+            dgates = rand(N, GH)  # gate gradients of every step, [T*B, G*H]
             h_prev = rand(N, H)
             dh = empty(B, H)
-            calls += [(dgates[t * B:(t + 1) * B], w_hh, dh) for t in range(T)]
-            calls.append((dgates.t(), x, empty(GH, I)))        # dW_ih
-            calls.append((dgates.t(), h_prev, empty(GH, H)))   # dW_hh
-            calls.append((dgates, w_ih, empty(N, I)))          # dX
+            calls += [(dgates[t * B : (t + 1) * B], w_hh, dh) for t in range(T)]
+            calls.append((dgates.t(), x, empty(GH, I)))  # dW_ih
+            calls.append((dgates.t(), h_prev, empty(GH, H)))  # dW_hh
+            calls.append((dgates, w_ih, empty(N, I)))  # dX
             flops += T * 2 * B * GH * H + 2 * GH * N * I + 2 * GH * N * H + 2 * N * GH * I
     mm = torch.mm
 
@@ -100,5 +100,5 @@ def gemm_rate(n=1024, seconds=0.5, device="cpu"):
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(samples) < 3:
         samples.append(seconds_per_call(step, 1, device))
-    flops = 2.0 * n ** 3
+    flops = 2.0 * n**3
     return flops / statistics.median(samples) / 1e9, flops / min(samples) / 1e9

@@ -43,7 +43,10 @@ def main():
     torch.manual_seed(0)
 
     buffer = torch.zeros(2 * 1024 * 1024)  # 8 MB, more than this machine's L2 and L3 share
-    flush = lambda: buffer.add_(1)
+
+    def flush():
+        return buffer.add_(1)
+
     lstm = fastrnn.LSTM(64, 64)
     weights = [p.detach() for p in lstm.parameters()]
     h0 = torch.zeros(1, 64)
@@ -52,8 +55,9 @@ def main():
     for T in (1, 200):
         x = torch.randn(T, 1, 64)
         op_args = (x, h0, h0, *weights, None, None, False, False)
-        cases[f"fastrnn.lstm_forward op, B 1, H 64, T {T}"] = (
-            lambda a=op_args: torch.ops.fastrnn.lstm_forward.default(*a))
+        cases[f"fastrnn.lstm_forward op, B 1, H 64, T {T}"] = lambda a=op_args: (
+            torch.ops.fastrnn.lstm_forward.default(*a)
+        )
 
     print(f"{args.threads} thread(s), median of {args.calls} calls, microseconds per call")
     print(f"{'call':45} {'warm':>8} {'flushed':>8}")

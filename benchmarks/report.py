@@ -67,32 +67,51 @@ def format_machine(info):
         f"{info['sgemm_1024_gflops_median']:.1f} GFLOP/s median, "
         f"{info['sgemm_1024_gflops_best']:.1f} best",
         f"empty torch.mm call in a Python loop: {info['mm_call_overhead_us']:.2f} us",
-        "load average at start: " + (" ".join(f"{v:.2f}" for v in info["loadavg_start"])
-                                     if info["loadavg_start"] else "n/a"),
+        "load average at start: "
+        + (" ".join(f"{v:.2f}" for v in info["loadavg_start"]) if info["loadavg_start"] else "n/a"),
     ]
     if "gpu" in info:
-        lines.insert(1, f"GPU: {info['gpu']} (CUDA {info['cuda']}); times from CUDA events; "
-                        "SGEMM and the empty torch.mm call below ran on the GPU")
+        lines.insert(
+            1,
+            f"GPU: {info['gpu']} (CUDA {info['cuda']}); times from CUDA events; "
+            "SGEMM and the empty torch.mm call below ran on the GPU",
+        )
     return "\n".join(lines)
 
 
 def legend(rel_tol=REL_TOL):
     """What each column means, with the check's tolerance `rel_tol`."""
     rows = [
-        ("speed-up", "median over interleaved rounds of (torch.nn time / fastrnn time); "
-                     "> 1: fastrnn is faster"),
-        ("limit", "the GEMMs the recurrence cannot avoid, same shapes, as torch.mm(out=) calls "
-                  "in a Python loop"),
-        ("(mm oh)", "calls x the cost of an empty torch.mm call: the Python/dispatch part of "
-                    '"limit"'),
-        ("fast/limit", "median of (fastrnn time / limit time) per round; fast/net: the same "
-                       "with (limit - mm oh)"),
-        ("max diff", "max |fastrnn - torch.nn| over output, states (and in train every "
-                     "gradient), float32"),
+        (
+            "speed-up",
+            "median over interleaved rounds of (torch.nn time / fastrnn time); "
+            "> 1: fastrnn is faster",
+        ),
+        (
+            "limit",
+            "the GEMMs the recurrence cannot avoid, same shapes, as torch.mm(out=) calls "
+            "in a Python loop",
+        ),
+        (
+            "(mm oh)",
+            'calls x the cost of an empty torch.mm call: the Python/dispatch part of "limit"',
+        ),
+        (
+            "fast/limit",
+            "median of (fastrnn time / limit time) per round; fast/net: the same "
+            "with (limit - mm oh)",
+        ),
+        (
+            "max diff",
+            "max |fastrnn - torch.nn| over output, states (and in train every gradient), float32",
+        ),
         ("rel diff", f"the same relative to max |torch.nn| of each tensor; FAIL if > {rel_tol:g}"),
-        ("busy", "share of the machine's CPU time other processes used while the case was "
-                 "timed\n"
-                 f"(from /proc/stat); over {int(BUSY_WARN * 100)}% the case's times are suspect"),
+        (
+            "busy",
+            "share of the machine's CPU time other processes used while the case was "
+            "timed\n"
+            f"(from /proc/stat); over {int(BUSY_WARN * 100)}% the case's times are suspect",
+        ),
     ]
     indent = "\n" + " " * len(f"{'':<10} = ")
     return "\n".join(f"{name:<10} = {meaning.replace(chr(10), indent)}" for name, meaning in rows)
@@ -102,6 +121,7 @@ def plot(records, path):
     """Speed-up against seq_len, a line per cell, a panel per size x mode, to
     `path` (PNG); False when no record has a speed-up."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -110,14 +130,18 @@ def plot(records, path):
     modes = [m for m in MODES if any(r["mode"] == m for r in records)]
     if not records:
         return False
-    fig, axes = plt.subplots(len(sizes), len(modes), squeeze=False,
-                             figsize=(5.2 * len(modes), 3.4 * len(sizes)))
+    fig, axes = plt.subplots(
+        len(sizes), len(modes), squeeze=False, figsize=(5.2 * len(modes), 3.4 * len(sizes))
+    )
     for i, size in enumerate(sizes):
         for j, mode in enumerate(modes):
             ax = axes[i][j]
             for cell in CELLS:
-                pts = sorted((r["seq_len"], r["speedup"]) for r in records
-                             if r["size"] == size and r["mode"] == mode and r["cell"] == cell)
+                pts = sorted(
+                    (r["seq_len"], r["speedup"])
+                    for r in records
+                    if r["size"] == size and r["mode"] == mode and r["cell"] == cell
+                )
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=cell)
             ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)

@@ -20,8 +20,9 @@ def pytest_generate_tests(metafunc):
         return
     cases = SMOKE_CASES if metafunc.config.getoption("--smoke") else full_grid()
     params = [(case, impl) for case in cases for impl in IMPLS]
-    ids = [f"{cell}-{size}-T{seq_len}-{mode}-{impl}"
-           for (cell, size, seq_len, mode), impl in params]
+    ids = [
+        f"{cell}-{size}-T{seq_len}-{mode}-{impl}" for (cell, size, seq_len, mode), impl in params
+    ]
     metafunc.parametrize("case,impl", params, ids=ids)
 
 
@@ -34,9 +35,17 @@ def test_bench(benchmark, case, impl, smoke, bench_device):
 
     benchmark.group = f"{cell}-{size}-T{seq_len}-{mode}"
     s = SIZES[size]
-    benchmark.extra_info.update(cell=cell, size=size, batch=s.batch, input=s.input,
-                                hidden=s.hidden, seq_len=seq_len, mode=mode, impl=impl,
-                                device=bench_device)
+    benchmark.extra_info.update(
+        cell=cell,
+        size=size,
+        batch=s.batch,
+        input=s.input,
+        hidden=s.hidden,
+        seq_len=seq_len,
+        mode=mode,
+        impl=impl,
+        device=bench_device,
+    )
     if smoke:
         benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
     else:

@@ -43,6 +43,7 @@ def synchronized(fn, device="cpu"):
     def call():
         fn()
         torch.cuda.synchronize()
+
     return call
 
 
@@ -54,8 +55,16 @@ def quartiles(values):
     return q[0], q[2]
 
 
-def time_interleaved(steps, warmup=3, repeats=None, target=0.8, sample=0.002,
-                     min_rounds=5, max_rounds=1000, device="cpu"):
+def time_interleaved(
+    steps,
+    warmup=3,
+    repeats=None,
+    target=0.8,
+    sample=0.002,
+    min_rounds=5,
+    max_rounds=1000,
+    device="cpu",
+):
     """Time the callables of `steps` (name -> callable) interleaved.
 
     After `warmup` calls of each, one call of each estimates its cost; each

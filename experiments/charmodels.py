@@ -29,12 +29,22 @@ from torch import nn
 
 import fastrnn
 
-__all__ = ["CELLS", "RECURRENT", "BACKENDS", "CharRNN", "CausalConvNet", "CausalAttention",
-           "build_model", "count_params", "model_bytes", "conv_layers"]
+__all__ = [
+    "CELLS",
+    "RECURRENT",
+    "BACKENDS",
+    "CharRNN",
+    "CausalConvNet",
+    "CausalAttention",
+    "build_model",
+    "count_params",
+    "model_bytes",
+    "conv_layers",
+]
 
 # cell -> (torch.nn class, fastrnn class, gates G: weight rows per hidden unit)
 RECURRENT = {
-    "rnn": (nn.RNN, fastrnn.RNN, 1),   # tanh
+    "rnn": (nn.RNN, fastrnn.RNN, 1),  # tanh
     "lstm": (nn.LSTM, fastrnn.LSTM, 4),
     "gru": (nn.GRU, fastrnn.GRU, 3),
 }
@@ -70,7 +80,7 @@ def conv_layers(seq_len, kernel_size=2):
     """WaveNet's rule: the fewest layers with dilations 1, 2, 4, ... whose
     receptive field, 1 + (k - 1)(2^L - 1), covers the whole window."""
     layers = 1
-    while 1 + (kernel_size - 1) * (2 ** layers - 1) < seq_len:
+    while 1 + (kernel_size - 1) * (2**layers - 1) < seq_len:
         layers += 1
     return layers
 
@@ -87,13 +97,15 @@ class CausalConvNet(nn.Module):
         self.kernel_size = kernel_size
         self.embed = nn.Embedding(vocab_size, embed_size)
         self.convs = nn.ModuleList(
-            nn.Conv1d(embed_size if i == 0 else hidden_size, hidden_size, kernel_size,
-                      dilation=2 ** i)
-            for i in range(conv_layers(seq_len, kernel_size)))
+            nn.Conv1d(
+                embed_size if i == 0 else hidden_size, hidden_size, kernel_size, dilation=2**i
+            )
+            for i in range(conv_layers(seq_len, kernel_size))
+        )
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, ids):
-        x = self.embed(ids).transpose(1, 2)            # [B, E, T]
+        x = self.embed(ids).transpose(1, 2)  # [B, E, T]
         for i, conv in enumerate(self.convs):
             y = F.relu(conv(F.pad(x, ((self.kernel_size - 1) * conv.dilation[0], 0))))
             x = y if i == 0 else x + y
@@ -101,8 +113,10 @@ class CausalConvNet(nn.Module):
 
     def flops_per_sequence(self, seq_len):
         k, V = self.kernel_size, self.head.out_features
-        forward = seq_len * (sum(2 * k * c.in_channels * c.out_channels for c in self.convs)
-                             + 2 * self.head.in_features * V)
+        forward = seq_len * (
+            sum(2 * k * c.in_channels * c.out_channels for c in self.convs)
+            + 2 * self.head.in_features * V
+        )
         return 3 * forward
 
 
@@ -116,13 +130,14 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
-                                 nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
 
     def forward(self, x):
         B, T, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.heads, D // self.heads).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))            # [B, heads, T, D/heads]
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, T, D/heads]
         # Written out rather than scaled_dot_product_attention, whose CPU
         # kernel FlopCounterMode cannot see: the FLOP test counts these.
         scores = q @ k.transpose(-2, -1) / math.sqrt(D // self.heads)
@@ -160,8 +175,17 @@ class CausalAttention(nn.Module):
         return 3 * (L * per_block + T * 2 * D * V)
 
 
-def build_model(cell, backend, vocab_size, seq_len, embed_size=32, hidden_size=128,
-                num_layers=1, seed=0, dtype=torch.float32):
+def build_model(
+    cell,
+    backend,
+    vocab_size,
+    seq_len,
+    embed_size=32,
+    hidden_size=128,
+    num_layers=1,
+    seed=0,
+    dtype=torch.float32,
+):
     """The model of `cell`, initialised from `seed` alone: the same seed gives
     the same weights under either backend. cnn and attention are torch ops
     under any backend (fastrnn has no kernel for them)."""

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Vocabulary", "TrainConfig", "window_starts", "windows", "train", "evaluate",
-           "sample"]
+__all__ = ["Vocabulary", "TrainConfig", "window_starts", "windows", "train", "evaluate", "sample"]
 
 
 class Vocabulary:
@@ -51,17 +50,19 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 64
     lr: float = 3e-3
-    clip: float = 5.0              # gradient norm clipping, as char-rnn
+    clip: float = 5.0  # gradient norm clipping, as char-rnn
     stride: int = 1
-    steps_per_epoch: int = 0       # 0: every window once per epoch
+    steps_per_epoch: int = 0  # 0: every window once per epoch
     seed: int = 0
 
 
 def window_starts(n_ids, seq_len, stride):
     """First positions of the windows of seq_len + 1 ids that fit in n_ids."""
     if n_ids < seq_len + 1:
-        raise ValueError(f"{n_ids} characters hold no window of seq_len {seq_len} "
-                         f"(needs {seq_len + 1}); use a longer text or a shorter seq_len")
+        raise ValueError(
+            f"{n_ids} characters hold no window of seq_len {seq_len} "
+            f"(needs {seq_len + 1}); use a longer text or a shorter seq_len"
+        )
     return torch.arange(0, n_ids - seq_len, stride)
 
 

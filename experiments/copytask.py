@@ -35,8 +35,7 @@ __all__ = ["Seq2Seq", "random_batch", "train", "accuracy", "main"]
 class Seq2Seq(nn.Module):
     """Tokens 0..vocab-1 are data; token `vocab` starts the decoder."""
 
-    def __init__(self, cell, vocab, hidden_size, num_layers=1, embed_size=32,
-                 backend="fastrnn"):
+    def __init__(self, cell, vocab, hidden_size, num_layers=1, embed_size=32, backend="fastrnn"):
         super().__init__()
         torch_cls, fast_cls, _ = RECURRENT[cell]
         cls = fast_cls if backend == "fastrnn" else torch_cls
@@ -110,22 +109,32 @@ def accuracy(model, length, samples, seed, batch_size=500):
         right_seqs += hit.all(1).sum().item()
     model.train()
     per_position = (right_at / samples).tolist()
-    return {"token": sum(per_position) / length, "sequence": right_seqs / samples,
-            "per_position": per_position}
+    return {
+        "token": sum(per_position) / length,
+        "sequence": right_seqs / samples,
+        "per_position": per_position,
+    }
 
 
 def format_table(rows, train_len):
-    lines = [f"{'cell':<6}{'test len':>9}{'':>4}{'token acc':>11}{'sequence acc':>14}"
-             f"{'token acc at positions':>24}",
-             f"{'':<44}{f'1..{train_len}':>12}{f'{train_len + 1}..':>12}"]
+    lines = [
+        f"{'cell':<6}{'test len':>9}{'':>4}{'token acc':>11}{'sequence acc':>14}"
+        f"{'token acc at positions':>24}",
+        f"{'':<44}{f'1..{train_len}':>12}{f'{train_len + 1}..':>12}",
+    ]
     for r in rows:
         seen = "in" if r["test_len"] <= train_len else "OUT"
         pos = r["per_position"]
         within = 100 * sum(pos[:train_len]) / len(pos[:train_len])
-        beyond = (f"{100 * sum(pos[train_len:]) / len(pos[train_len:]):>11.1f}%"
-                  if len(pos) > train_len else f"{'':>12}")
-        lines.append(f"{r['cell']:<6}{r['test_len']:>9}{seen:>4}{100 * r['token_accuracy']:>10.1f}%"
-                     f"{100 * r['sequence_accuracy']:>13.1f}%{within:>11.1f}%{beyond}")
+        beyond = (
+            f"{100 * sum(pos[train_len:]) / len(pos[train_len:]):>11.1f}%"
+            if len(pos) > train_len
+            else f"{'':>12}"
+        )
+        lines.append(
+            f"{r['cell']:<6}{r['test_len']:>9}{seen:>4}{100 * r['token_accuracy']:>10.1f}%"
+            f"{100 * r['sequence_accuracy']:>13.1f}%{within:>11.1f}%{beyond}"
+        )
     return "\n".join(lines)
 
 
@@ -137,25 +146,39 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m experiments.copytask",
         description="Encoder-decoder copy task on fastrnn: train on lengths up to --train-len, "
-                    "test per-token and whole-sequence accuracy at each of --test-lens.")
-    p.add_argument("--cells", default="lstm,gru", help="comma-separated: rnn, lstm, gru "
-                                                       "(default lstm,gru)")
+        "test per-token and whole-sequence accuracy at each of --test-lens.",
+    )
+    p.add_argument(
+        "--cells", default="lstm,gru", help="comma-separated: rnn, lstm, gru (default lstm,gru)"
+    )
     p.add_argument("--train-len", type=int, default=20, help="(default 20)")
     p.add_argument("--test-lens", type=_ints, default=[10, 20, 30], help="(default 10,20,30)")
     p.add_argument("--vocab", type=int, default=8, help="distinct tokens (default 8)")
     p.add_argument("--hidden-size", type=int, default=128, help="(default 128)")
     p.add_argument("--num-layers", type=int, default=1, help="(default 1)")
-    p.add_argument("--steps", type=int, default=10000,
-                   help="training batches (default 10000: a few minutes on 2 cores)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=10000,
+        help="training batches (default 10000: a few minutes on 2 cores)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="(default 64)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate (default 3e-3)")
-    p.add_argument("--test-size", type=int, default=1000,
-                   help="random sequences per test length (default 1000)")
+    p.add_argument(
+        "--test-size",
+        type=int,
+        default=1000,
+        help="random sequences per test length (default 1000)",
+    )
     p.add_argument("--backend", choices=("fastrnn", "torch"), default="fastrnn")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="copytask-out", metavar="DIR",
-                   help="results.json goes here (default copytask-out)")
+    p.add_argument(
+        "--out",
+        default="copytask-out",
+        metavar="DIR",
+        help="results.json goes here (default copytask-out)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
@@ -175,43 +198,64 @@ def main(argv=None):
         from tqdm import tqdm
     except ImportError:
         tqdm = None
-    print(f"copy task: {args.vocab} tokens, trained on lengths 1..{args.train_len} for "
-          f"{args.steps} steps of {args.batch_size}, hidden {args.hidden_size}, "
-          f"{args.backend}, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"copy task: {args.vocab} tokens, trained on lengths 1..{args.train_len} for "
+        f"{args.steps} steps of {args.batch_size}, hidden {args.hidden_size}, "
+        f"{args.backend}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     rows, times = [], {}
     for cell in args.cells:
         torch.manual_seed(args.seed)
         model = Seq2Seq(cell, args.vocab, args.hidden_size, args.num_layers, backend=args.backend)
-        bar = None if tqdm is None or args.no_progress else tqdm(
-            total=args.steps, desc=cell, unit="step", file=sys.stderr, leave=False)
+        bar = (
+            None
+            if tqdm is None or args.no_progress
+            else tqdm(total=args.steps, desc=cell, unit="step", file=sys.stderr, leave=False)
+        )
 
         def on_step(step, loss, bar=bar):
             if bar is not None:
                 bar.update(1)
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{loss:.3f}")
+
         began = time.perf_counter()
-        loss = train(model, args.steps, args.batch_size, args.train_len, args.lr, args.seed,
-                     on_step)
+        loss = train(
+            model, args.steps, args.batch_size, args.train_len, args.lr, args.seed, on_step
+        )
         times[cell] = time.perf_counter() - began
         if bar is not None:
             bar.close()
-        print(f"  {cell}: training loss {loss:.4f} (last tenth of the steps), {times[cell]:.1f} s",
-              flush=True)
+        print(
+            f"  {cell}: training loss {loss:.4f} (last tenth of the steps), {times[cell]:.1f} s",
+            flush=True,
+        )
         for length in args.test_lens:
             acc = accuracy(model, length, args.test_size, args.seed + 1)
-            rows.append({"cell": cell, "test_len": length, "token_accuracy": acc["token"],
-                         "sequence_accuracy": acc["sequence"],
-                         "per_position": acc["per_position"], "train_len": args.train_len,
-                         "train_time_s": times[cell], "train_loss": loss})
+            rows.append(
+                {
+                    "cell": cell,
+                    "test_len": length,
+                    "token_accuracy": acc["token"],
+                    "sequence_accuracy": acc["sequence"],
+                    "per_position": acc["per_position"],
+                    "train_len": args.train_len,
+                    "train_time_s": times[cell],
+                    "train_loss": loss,
+                }
+            )
     print()
     print(format_table(rows, args.train_len))
-    print(f"(in: a length seen in training, 1..{args.train_len}; OUT: longer; chance per token "
-          f"{100 / args.vocab:.1f}%)")
+    print(
+        f"(in: a length seen in training, 1..{args.train_len}; OUT: longer; chance per token "
+        f"{100 / args.vocab:.1f}%)"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"options": vars(args), "rows": rows},
-                                                 indent=1) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({"options": vars(args), "rows": rows}, indent=1) + "\n"
+    )
     print(f"wrote {out / 'results.json'}")
     return 0
 

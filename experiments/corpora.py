@@ -24,15 +24,26 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["CORPORA", "CorpusUnavailable", "cache_dir", "zen_of_python", "tinyshakespeare",
-           "load_text", "split_text"]
+__all__ = [
+    "CORPORA",
+    "CorpusUnavailable",
+    "cache_dir",
+    "zen_of_python",
+    "tinyshakespeare",
+    "load_text",
+    "split_text",
+]
 
-TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
-                       "data/tinyshakespeare/input.txt")
+TINYSHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
 TINYSHAKESPEARE_BYTES = 1_115_394
 # Names the file may have in FASTRNN_DATA: ours, and char-rnn's own.
-TINYSHAKESPEARE_NAMES = ("tinyshakespeare.txt", "input.txt",
-                         os.path.join("tinyshakespeare", "input.txt"))
+TINYSHAKESPEARE_NAMES = (
+    "tinyshakespeare.txt",
+    "input.txt",
+    os.path.join("tinyshakespeare", "input.txt"),
+)
 
 CORPORA = ("zen", "tinyshakespeare")
 
@@ -71,7 +82,8 @@ def _check_size(path):
     if size != TINYSHAKESPEARE_BYTES:
         raise CorpusUnavailable(
             f"{path} has {size:,} bytes; char-rnn's Tiny Shakespeare has "
-            f"{TINYSHAKESPEARE_BYTES:,}. Point FASTRNN_DATA or --text at the right file.")
+            f"{TINYSHAKESPEARE_BYTES:,}. Point FASTRNN_DATA or --text at the right file."
+        )
     return path
 
 
@@ -86,7 +98,8 @@ def _in_fastrnn_data():
         if os.path.isfile(path):
             return _check_size(path)
     raise CorpusUnavailable(
-        f"FASTRNN_DATA={data} holds none of {', '.join(TINYSHAKESPEARE_NAMES)}.")
+        f"FASTRNN_DATA={data} holds none of {', '.join(TINYSHAKESPEARE_NAMES)}."
+    )
 
 
 def _download(url, path, timeout):
@@ -129,7 +142,8 @@ def tinyshakespeare(download=True, timeout=30):
         "  FASTRNN_DATA=/path/to/tinyshakespeare.txt  (or a folder holding "
         "tinyshakespeare.txt or input.txt)\n"
         "  --text /path/to/input.txt\n"
-        f"  or put it at {cached}")
+        f"  or put it at {cached}"
+    )
 
 
 def load_text(text=None, corpus="zen"):

@@ -40,17 +40,31 @@ from torch.nn.utils.rnn import pack_sequence
 from .charmodels import RECURRENT
 from .corpora import cache_dir
 
-__all__ = ["KEYS", "Music21Missing", "roll_of", "load_rolls", "split", "params_of", "hidden_for_params",
-           "PianoRollRNN", "nll_per_step", "frequency_baseline", "train_cell", "main"]
+__all__ = [
+    "KEYS",
+    "Music21Missing",
+    "roll_of",
+    "load_rolls",
+    "split",
+    "params_of",
+    "hidden_for_params",
+    "PianoRollRNN",
+    "nll_per_step",
+    "frequency_baseline",
+    "train_cell",
+    "main",
+]
 
 KEYS = 88
-LOWEST_MIDI = 21   # A0, the piano's lowest key
+LOWEST_MIDI = 21  # A0, the piano's lowest key
 # music21 is a dependency of the experiments, not of the library: it is in
 # experiments/requirements.txt, not in an extra of fastrnn
-HOW_TO_GET = ("python -m experiments.music needs music21 for its corpus of Bach chorales:\n"
-              "    pip install music21\n"
-              "or, with the other dependencies of the experiments:\n"
-              "    pip install -r experiments/requirements.txt")
+HOW_TO_GET = (
+    "python -m experiments.music needs music21 for its corpus of Bach chorales:\n"
+    "    pip install music21\n"
+    "or, with the other dependencies of the experiments:\n"
+    "    pip install -r experiments/requirements.txt"
+)
 
 
 class Music21Missing(RuntimeError):
@@ -70,7 +84,7 @@ def roll_of(notes, quantum=1.0):
     for offset, duration, pitches in notes:
         for midi in pitches:
             if LOWEST_MIDI <= midi < LOWEST_MIDI + KEYS:
-                roll[steps(offset):steps(offset + duration), midi - LOWEST_MIDI] = 1
+                roll[steps(offset) : steps(offset + duration), midi - LOWEST_MIDI] = 1
     return roll
 
 
@@ -79,15 +93,20 @@ def _parse_chorales(max_chorales, quantum):
         from music21 import corpus
     except ImportError:
         raise Music21Missing(HOW_TO_GET) from None
-    paths = sorted(p for p in corpus.getComposer("bach")
-                   if p.name.startswith("bwv") and p.suffix in (".mxl", ".xml", ".krn"))
+    paths = sorted(
+        p
+        for p in corpus.getComposer("bach")
+        if p.name.startswith("bwv") and p.suffix in (".mxl", ".xml", ".krn")
+    )
     names, rolls = [], []
     for path in paths:
         score = corpus.parse(path)
-        if len(score.parts) != 4:   # instrumental parts besides S, A, T, B: not a plain chorale
+        if len(score.parts) != 4:  # instrumental parts besides S, A, T, B: not a plain chorale
             continue
-        notes = ((float(n.offset), float(n.quarterLength), [p.midi for p in n.pitches])
-                 for n in score.flatten().notes)
+        notes = (
+            (float(n.offset), float(n.quarterLength), [p.midi for p in n.pitches])
+            for n in score.flatten().notes
+        )
         names.append(path.stem)
         rolls.append(roll_of(notes, quantum))
         if max_chorales and len(rolls) == max_chorales:
@@ -108,8 +127,12 @@ def load_rolls(max_chorales=0, quantum=1.0, cache=None):
             return list(f["names"]), rolls
     names, rolls = _parse_chorales(max_chorales, quantum)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, names=np.array(names), rolls=np.concatenate(rolls),
-                        lengths=np.array([len(r) for r in rolls]))
+    np.savez_compressed(
+        path,
+        names=np.array(names),
+        rolls=np.concatenate(rolls),
+        lengths=np.array([len(r) for r in rolls]),
+    )
     return names, rolls
 
 
@@ -147,10 +170,12 @@ class PianoRollRNN(nn.Module):
 
 def _packed_pair(rolls):
     """(inputs, targets) packed the same way: step t and step t + 1."""
-    inputs = pack_sequence([torch.as_tensor(r[:-1], dtype=torch.float32) for r in rolls],
-                           enforce_sorted=False)
-    targets = pack_sequence([torch.as_tensor(r[1:], dtype=torch.float32) for r in rolls],
-                            enforce_sorted=False)
+    inputs = pack_sequence(
+        [torch.as_tensor(r[:-1], dtype=torch.float32) for r in rolls], enforce_sorted=False
+    )
+    targets = pack_sequence(
+        [torch.as_tensor(r[1:], dtype=torch.float32) for r in rolls], enforce_sorted=False
+    )
     return inputs, targets.data
 
 
@@ -163,7 +188,7 @@ def nll_per_step(model, rolls, batch_size=64):
     model.eval()
     total, steps = 0.0, 0
     for i in range(0, len(rolls), batch_size):
-        inputs, targets = _packed_pair(rolls[i:i + batch_size])
+        inputs, targets = _packed_pair(rolls[i : i + batch_size])
         total += _nll_sum(model(inputs), targets).item()
         steps += len(targets)
     model.train()
@@ -178,8 +203,19 @@ def frequency_baseline(train, test):
     return float(-(y * np.log(on) + (1 - y) * np.log(1 - on)).sum(1).mean())
 
 
-def train_cell(cell, train, valid, test, hidden_size, epochs=50, batch_size=16, lr=3e-3,
-               seed=0, backend="fastrnn", on_epoch=None):
+def train_cell(
+    cell,
+    train,
+    valid,
+    test,
+    hidden_size,
+    epochs=50,
+    batch_size=16,
+    lr=3e-3,
+    seed=0,
+    backend="fastrnn",
+    on_epoch=None,
+):
     torch.manual_seed(seed)
     model = PianoRollRNN(cell, hidden_size, backend)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -207,20 +243,30 @@ def train_cell(cell, train, valid, test, hidden_size, epochs=50, batch_size=16, 
     # every NLL of the row from the model of the best epoch: the gap between
     # train and valid is then that model's overfitting
     model.load_state_dict(best[1])
-    return {"cell": cell, "backend": backend, "hidden_size": hidden_size,
-            "params": sum(p.numel() for p in model.parameters()),
-            "train_nll": nll_per_step(model, train), "valid_nll": best[0],
-            "best_epoch": best[2] + 1, "test_nll": nll_per_step(model, test),
-            "train_time_s": train_time}
+    return {
+        "cell": cell,
+        "backend": backend,
+        "hidden_size": hidden_size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_nll": nll_per_step(model, train),
+        "valid_nll": best[0],
+        "best_epoch": best[2] + 1,
+        "test_nll": nll_per_step(model, test),
+        "train_time_s": train_time,
+    }
 
 
 def format_table(rows, baseline):
-    lines = [f"{'cell':<10}{'hidden':>7}{'params':>9}{'train NLL':>11}{'valid NLL':>11}"
-             f"{'test NLL':>10}{'best epoch':>12}{'train s':>9}"]
+    lines = [
+        f"{'cell':<10}{'hidden':>7}{'params':>9}{'train NLL':>11}{'valid NLL':>11}"
+        f"{'test NLL':>10}{'best epoch':>12}{'train s':>9}"
+    ]
     for r in rows:
-        lines.append(f"{r['cell']:<10}{r['hidden_size']:>7}{r['params']:>9,}"
-                     f"{r['train_nll']:>11.3f}{r['valid_nll']:>11.3f}{r['test_nll']:>10.3f}"
-                     f"{r['best_epoch']:>12}{r['train_time_s']:>9.1f}")
+        lines.append(
+            f"{r['cell']:<10}{r['hidden_size']:>7}{r['params']:>9,}"
+            f"{r['train_nll']:>11.3f}{r['valid_nll']:>11.3f}{r['test_nll']:>10.3f}"
+            f"{r['best_epoch']:>12}{r['train_time_s']:>9.1f}"
+        )
     lines.append(f"{'frequency baseline (independent keys)':<48}{baseline:>10.3f}")
     return "\n".join(lines)
 
@@ -229,24 +275,44 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m experiments.music",
         description="Next-step prediction on piano rolls of Bach chorales (music21's corpus) "
-                    "with tanh RNN, LSTM and GRU of about the same size; NLL per time step.")
+        "with tanh RNN, LSTM and GRU of about the same size; NLL per time step.",
+    )
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated (default rnn,lstm,gru)")
-    p.add_argument("--params", type=int, default=20000,
-                   help="parameter count each cell is sized to (default 20000)")
-    p.add_argument("--epochs", type=int, default=300, help="(default 300: about a minute on 2 cores)")
+    p.add_argument(
+        "--params",
+        type=int,
+        default=20000,
+        help="parameter count each cell is sized to (default 20000)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=300, help="(default 300: about a minute on 2 cores)"
+    )
     p.add_argument("--batch-size", type=int, default=16, help="chorales per batch (default 16)")
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate (default 1e-2)")
     p.add_argument("--backend", choices=("fastrnn", "torch"), default="fastrnn")
-    p.add_argument("--quantum", type=float, default=1.0,
-                   help="length of a time step in quarter notes (default 1)")
-    p.add_argument("--max-chorales", type=int, default=0,
-                   help="use only the first N chorales (default 0: all)")
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="where the parsed piano rolls are kept (default: fastrnn's cache dir)")
+    p.add_argument(
+        "--quantum",
+        type=float,
+        default=1.0,
+        help="length of a time step in quarter notes (default 1)",
+    )
+    p.add_argument(
+        "--max-chorales", type=int, default=0, help="use only the first N chorales (default 0: all)"
+    )
+    p.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="where the parsed piano rolls are kept (default: fastrnn's cache dir)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="music-out", metavar="DIR",
-                   help="results.json goes here (default music-out)")
+    p.add_argument(
+        "--out",
+        default="music-out",
+        metavar="DIR",
+        help="results.json goes here (default music-out)",
+    )
     args = p.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     bad = [c for c in args.cells if c not in RECURRENT]
@@ -267,31 +333,62 @@ def main(argv=None):
         return 2
     train, valid, test = split(rolls)
     if not (train and valid and test):
-        print(f"experiments.music: {len(rolls)} chorales are too few for a train / valid / test "
-              "split (at least 10)", file=sys.stderr)
+        print(
+            f"experiments.music: {len(rolls)} chorales are too few for a train / valid / test "
+            "split (at least 10)",
+            file=sys.stderr,
+        )
         return 2
-    print(f"{len(rolls)} chorales ({len(train)} train, {len(valid)} valid, {len(test)} test), "
-          f"{sum(len(r) for r in rolls):,} steps of {args.quantum:g} quarter note; "
-          f"{args.epochs} epochs, about {args.params:,} parameters per cell, "
-          f"{torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{len(rolls)} chorales ({len(train)} train, {len(valid)} valid, {len(test)} test), "
+        f"{sum(len(r) for r in rolls):,} steps of {args.quantum:g} quarter note; "
+        f"{args.epochs} epochs, about {args.params:,} parameters per cell, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
     rows = []
     for cell in args.cells:
         hidden = hidden_for_params(cell, args.params)
-        rows.append(train_cell(cell, train, valid, test, hidden, args.epochs, args.batch_size,
-                               args.lr, args.seed, args.backend))
-        print(f"  {cell}: test NLL {rows[-1]['test_nll']:.3f} "
-              f"({rows[-1]['train_time_s']:.1f} s)", flush=True)
+        rows.append(
+            train_cell(
+                cell,
+                train,
+                valid,
+                test,
+                hidden,
+                args.epochs,
+                args.batch_size,
+                args.lr,
+                args.seed,
+                args.backend,
+            )
+        )
+        print(
+            f"  {cell}: test NLL {rows[-1]['test_nll']:.3f} ({rows[-1]['train_time_s']:.1f} s)",
+            flush=True,
+        )
     baseline = frequency_baseline(train, test)
     print()
     print(format_table(rows, baseline))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(
-        {"options": vars(args), "chorales": len(rolls), "frequency_baseline_nll": baseline,
-         "rows": rows}, indent=1) + "\n")
-    print(f"\nNLL: nats per time step, summed over the 88 keys; train, valid and test NLL of "
-          f"the model after its best epoch (best valid NLL)\nwrote {out / 'results.json'} "
-          f"({time.perf_counter() - started:.1f} s)")
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "options": vars(args),
+                "chorales": len(rolls),
+                "frequency_baseline_nll": baseline,
+                "rows": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(
+        f"\nNLL: nats per time step, summed over the 88 keys; train, valid and test NLL of "
+        f"the model after its best epoch (best valid NLL)\nwrote {out / 'results.json'} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     return 0
 
 

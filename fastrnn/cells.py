@@ -24,8 +24,17 @@ class _FastCellBase(RaisesLikeTorch, nn.RNNCellBase):
 
     def _step(self, input, h, c=None, relu=False):
         """input [B, I], h [B, H] (and c [B, H] for lstm); returns h, c."""
-        _, h, c = ops.layer(self._cell, input.unsqueeze(0), h, c, self.weight_ih, self.weight_hh,
-                            self.bias_ih, self.bias_hh, relu=relu)
+        _, h, c = ops.layer(
+            self._cell,
+            input.unsqueeze(0),
+            h,
+            c,
+            self.weight_ih,
+            self.weight_hh,
+            self.bias_ih,
+            self.bias_hh,
+            relu=relu,
+        )
         return h, c
 
     def _batched(self, input, states, count):
@@ -44,8 +53,12 @@ class _FastCellBase(RaisesLikeTorch, nn.RNNCellBase):
         if not is_batched:
             input = input.unsqueeze(0)
             states = tuple(None if s is None else s.unsqueeze(0) for s in states)
-        zeros = lambda: torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype,
-                                    device=input.device)
+
+        def zeros():
+            return torch.zeros(
+                input.size(0), self.hidden_size, dtype=input.dtype, device=input.device
+            )
+
         return is_batched, input, tuple(zeros() if s is None else s for s in states)
 
 
@@ -55,8 +68,15 @@ class RNNCell(_FastCellBase):
     _cell = "rnn"
     _torch_class = nn.RNNCell
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
 
@@ -74,8 +94,9 @@ class LSTMCell(_FastCellBase):
     _cell = "lstm"
     _torch_class = nn.LSTMCell
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def _forward(self, input, hx):
@@ -95,8 +116,9 @@ class GRUCell(_FastCellBase):
     _cell = "gru"
     _torch_class = nn.GRUCell
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ) -> None:
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def _forward(self, input, hx):

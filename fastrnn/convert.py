@@ -29,17 +29,22 @@ def _unsupported(module):
     if type(module) not in _LAYERS and type(module) not in _CELLS:
         kind = next(k for k in _KINDS if isinstance(module, k)).__name__
         if parametrize.is_parametrized(module):
-            return (f"its weights are computed by parametrizations (weight_norm, spectral_norm, "
-                    f"...), which fastrnn's {kind} would not apply")
-        return (f"its class {type(module).__name__} subclasses torch.nn.{kind} and may have "
-                f"its own forward, which fastrnn's {kind} would not run")
+            return (
+                f"its weights are computed by parametrizations (weight_norm, spectral_norm, "
+                f"...), which fastrnn's {kind} would not apply"
+            )
+        return (
+            f"its class {type(module).__name__} subclasses torch.nn.{kind} and may have "
+            f"its own forward, which fastrnn's {kind} would not run"
+        )
     for name in _expected_parameters(module):
         if name not in module._parameters:  # torch.nn.utils.weight_norm's (deprecated) way
             return f"its {name} is computed, not a parameter (torch.nn.utils.weight_norm?)"
     for p in module.parameters():
         if p.dtype not in DTYPES:
-            return (f"its parameters are {p.dtype}; fastrnn runs float32, float64, float16 "
-                    f"and bfloat16")
+            return (
+                f"its parameters are {p.dtype}; fastrnn runs float32, float64, float16 and bfloat16"
+            )
         if p.device.type != "cpu":
             return f"its parameters are on {p.device}; fastrnn runs on the CPU"
     return None
@@ -55,20 +60,24 @@ def _expected_parameters(module):
 def _replacement(module):
     """The fastrnn twin of a torch.nn module, holding its Parameter objects."""
     if type(module) in _LAYERS:
-        kwargs = dict(num_layers=module.num_layers, bias=module.bias,
-                      batch_first=module.batch_first, dropout=module.dropout,
-                      bidirectional=module.bidirectional)
+        kwargs = dict(
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=module.dropout,
+            bidirectional=module.bidirectional,
+        )
         if type(module) is nn.RNN:
             kwargs["nonlinearity"] = module.nonlinearity
         if type(module) is nn.LSTM:
             kwargs["proj_size"] = module.proj_size
         # on the meta device: nothing allocated, no random numbers drawn
-        new = _LAYERS[type(module)](module.input_size, module.hidden_size, device="meta",
-                                    **kwargs)
+        new = _LAYERS[type(module)](module.input_size, module.hidden_size, device="meta", **kwargs)
     else:
         kwargs = {"nonlinearity": module.nonlinearity} if type(module) is nn.RNNCell else {}
-        new = _CELLS[type(module)](module.input_size, module.hidden_size, bias=module.bias,
-                                   device="meta", **kwargs)
+        new = _CELLS[type(module)](
+            module.input_size, module.hidden_size, bias=module.bias, device="meta", **kwargs
+        )
     for name, _ in list(new.named_parameters(recurse=False)):
         setattr(new, name, getattr(module, name))
     if isinstance(new, nn.RNNBase):

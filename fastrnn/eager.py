@@ -72,8 +72,11 @@ def refuse_forward_ad(inputs):
     would drop the tangents without a word (a zero derivative)."""
     if forward_ad._current_level < 0:  # no dual level is open: nothing carries a tangent
         return
-    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
-           for t in inputs):
+    if any(
+        isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
+        for t in inputs
+    ):
         raise NotImplementedError(
             "fastrnn: forward-mode AD (torch.autograd.forward_ad, torch.func.jvp, jacfwd) is "
-            "not supported; reverse mode, double backward included, is")
+            "not supported; reverse mode, double backward included, is"
+        )

@@ -27,7 +27,6 @@ def _stack(states):
 
 
 class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
-
     def __prepare_scriptable__(self):
         """What torch.jit.script compiles (scripting.py)."""
         return scripting.scriptable(self)
@@ -58,9 +57,16 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
             outputs = []
             for direction in range(directions):
                 i = layer * directions + direction
-                out, h, c = ops.layer(cell, output, hx[i], None if cx is None else cx[i],
-                                      **self._layer_weights(i), batch_sizes=batch_sizes,
-                                      reverse=direction == 1, relu=relu)
+                out, h, c = ops.layer(
+                    cell,
+                    output,
+                    hx[i],
+                    None if cx is None else cx[i],
+                    **self._layer_weights(i),
+                    batch_sizes=batch_sizes,
+                    reverse=direction == 1,
+                    relu=relu,
+                )
                 outputs.append(out)
                 h_n.append(h)
                 c_n.append(c)
@@ -69,8 +75,16 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
 
     def _zero_state(self, batch, input):
         directions = 2 if self.bidirectional else 1
-        zeros = lambda features: torch.zeros(self.num_layers * directions, batch, features,
-                                             dtype=input.dtype, device=input.device)
+
+        def zeros(features):
+            return torch.zeros(
+                self.num_layers * directions,
+                batch,
+                features,
+                dtype=input.dtype,
+                device=input.device,
+            )
+
         h0 = zeros(self.proj_size or self.hidden_size)
         return (h0, zeros(self.hidden_size)) if self.mode == "LSTM" else h0
 
@@ -94,16 +108,19 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
         h0, c0 = self._states(hx)
         output, h_n, c_n = self._run(input, h0, c0, batch_sizes)
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
-        return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
-                self.permute_hidden(hidden, unsorted_indices))
+        return (
+            PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
+            self.permute_hidden(hidden, unsorted_indices),
+        )
 
     def _forward(self, input, hx):
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         is_lstm = self.mode == "LSTM"
         if input.dim() not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, "
-                             f"got {input.dim()}D instead")
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead"
+            )
         is_batched = input.dim() == 3
         batch_dim = 0 if self.batch_first else 1
         if not is_batched:
@@ -116,8 +133,10 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
             want = 3 if is_batched else 2
             if any(s.dim() != want for s in states):
                 kind = "batched 3-D" if is_batched else "unbatched 2-D"
-                raise RuntimeError(f"For {kind} input, hx (and cx) should also be {want}-D, got "
-                                   f"{', '.join(f'{s.dim()}-D' for s in states)}")
+                raise RuntimeError(
+                    f"For {kind} input, hx (and cx) should also be {want}-D, got "
+                    f"{', '.join(f'{s.dim()}-D' for s in states)}"
+                )
             if not is_batched:
                 states = tuple(s.unsqueeze(1) for s in states)
                 hx = states if is_lstm else states[0]
@@ -155,7 +174,8 @@ class RNN(_FastRNNBase):
             mode = "RNN_RELU"
         else:
             raise ValueError(
-                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
+                f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
         super().__init__(mode, *args, **kwargs)
 
 

@@ -28,8 +28,9 @@ def _onnx_gates(cell, w):
 def layer(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, w_hr):
     """ops.layer's results, traced as ONNX operators."""
     if batch_sizes is not None or w_hr is not None or torch.jit.is_tracing():
-        return reference.layer(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes,
-                               reverse, relu, w_hr)
+        return reference.layer(
+            cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, w_hr
+        )
     T, B, _ = input.shape
     H = w_hh.shape[1]
     attrs = {"hidden_size": H, "direction": "reverse" if reverse else "forward"}
@@ -40,15 +41,19 @@ def layer(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, rel
     bias = None
     if b_ih is not None:  # ONNX's B: [1, 2 * G * H], the input biases, then the recurrent ones
         bias = torch.cat([_onnx_gates(cell, b_ih), _onnx_gates(cell, b_hh)], dim=1)
-    inputs = [input, _onnx_gates(cell, w_ih), _onnx_gates(cell, w_hh), bias, None,
-              hx.unsqueeze(0)]
+    inputs = [input, _onnx_gates(cell, w_ih), _onnx_gates(cell, w_hh), bias, None, hx.unsqueeze(0)]
     # outputs: Y [T, 1, B, H], Y_h [1, B, H] (and the LSTM's Y_c [1, B, H])
     shapes = [(T, 1, B, H), (1, B, H)]
     if cell == "lstm":
         inputs.append(cx.unsqueeze(0))
         shapes.append((1, B, H))
     results = torch.onnx.ops.symbolic_multi_out(
-        f"::{_OPERATOR[cell]}", inputs, attrs, dtypes=[input.dtype] * len(shapes),
-        shapes=shapes, version=14)
+        f"::{_OPERATOR[cell]}",
+        inputs,
+        attrs,
+        dtypes=[input.dtype] * len(shapes),
+        shapes=shapes,
+        version=14,
+    )
     output, h_n = results[0].squeeze(1), results[1].squeeze(0)
     return output, h_n, results[2].squeeze(0) if cell == "lstm" else None

@@ -13,8 +13,12 @@ import torch
 from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function
 
-from . import _C  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
-from . import eager, onnx_export, reference
+from . import (
+    _C,  # noqa: F401  (loading the library registers torch.ops.fastrnn.*)
+    eager,
+    onnx_export,
+    reference,
+)
 from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
 __all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
@@ -30,8 +34,23 @@ DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 # backward op, which reads input, weights and workspace; a backward that builds
 # a graph of its own (create_graph=True) needs the states and biases too.
 
-def _setup_common(ctx, cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse,
-                  workspace, relu=False):
+
+def _setup_common(
+    ctx,
+    cell,
+    input,
+    hx,
+    cx,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    w_hr,
+    batch_sizes,
+    reverse,
+    workspace,
+    relu=False,
+):
     # Outputs that got no gradient arrive as None, not as zeros: autograd
     # filled a zero gradient of the whole workspace on every training step (the
     # size of 7 outputs for an LSTM), and the backward op never reads it.
@@ -64,14 +83,36 @@ def _differentiable_gradients(ctx, grad_output, grad_h_n, grad_c_n):
     wrt = [t for t in arguments if t is not None and t.requires_grad]
     # in the saved dtypes, as the fused ops compute: autocast does not reach them
     with torch.autocast(input.device.type, enabled=False):
-        results = reference.layer(ctx.cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes,
-                                  ctx.reverse, ctx.relu, w_hr)
-        pairs = [(r, g) for r, g in zip(results, (grad_output, grad_h_n, grad_c_n))
-                 if g is not None and r.requires_grad]
+        results = reference.layer(
+            ctx.cell,
+            input,
+            hx,
+            cx,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            batch_sizes,
+            ctx.reverse,
+            ctx.relu,
+            w_hr,
+        )
+        pairs = [
+            (r, g)
+            for r, g in zip(results, (grad_output, grad_h_n, grad_c_n))
+            if g is not None and r.requires_grad
+        ]
         if not pairs or not wrt:
             return (None,) * len(arguments)
-        found = iter(torch.autograd.grad([r for r, _ in pairs], wrt, [g for _, g in pairs],
-                                         create_graph=True, allow_unused=True))
+        found = iter(
+            torch.autograd.grad(
+                [r for r, _ in pairs],
+                wrt,
+                [g for _, g in pairs],
+                create_graph=True,
+                allow_unused=True,
+            )
+        )
     return tuple(next(found) if t is not None and t.requires_grad else None for t in arguments)
 
 
@@ -87,8 +128,17 @@ def _fused_rnn(ctx, grad_output, grad_h_n, _grad_c_n):
     input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
     grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b = eager.call(
-        torch.ops.fastrnn.rnn_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
-        batch_sizes, ctx.reverse, ctx.relu, workspace)
+        torch.ops.fastrnn.rnn_backward.default,
+        grad_output,
+        grad_h_n,
+        input,
+        w_ih,
+        w_hh,
+        batch_sizes,
+        ctx.reverse,
+        ctx.relu,
+        workspace,
+    )
     grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
     return grad_input, grad_hx, None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
 
@@ -97,8 +147,16 @@ def _fused_gru(ctx, grad_output, grad_h_n, _grad_c_n):
     input, hx, _, w_ih, w_hh, b_ih, _, _, batch_sizes, workspace = ctx.saved_tensors
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
     grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = eager.call(
-        torch.ops.fastrnn.gru_backward.default, grad_output, grad_h_n, input, w_ih, w_hh,
-        batch_sizes, ctx.reverse, workspace)
+        torch.ops.fastrnn.gru_backward.default,
+        grad_output,
+        grad_h_n,
+        input,
+        w_ih,
+        w_hh,
+        batch_sizes,
+        ctx.reverse,
+        workspace,
+    )
     if b_ih is None:
         grad_b_ih = grad_b_hh = None
     return grad_input, grad_hx, None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None
@@ -110,11 +168,29 @@ def _fused_lstm(ctx, grad_output, grad_h_n, grad_c_n):
         grad_c_n = torch.zeros_like(cx)
     grad_output, grad_h_n = _zeros_for_none(grad_output, grad_h_n, input, hx, w_hh)
     grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b, grad_w_hr = eager.call(
-        torch.ops.fastrnn.lstm_backward.default, grad_output, grad_h_n, grad_c_n, input, w_ih,
-        w_hh, w_hr, batch_sizes, ctx.reverse, workspace)
+        torch.ops.fastrnn.lstm_backward.default,
+        grad_output,
+        grad_h_n,
+        grad_c_n,
+        input,
+        w_ih,
+        w_hh,
+        w_hr,
+        batch_sizes,
+        ctx.reverse,
+        workspace,
+    )
     grad_b_ih, grad_b_hh = (None, None) if b_ih is None else (grad_b, grad_b.clone())
-    return (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
-            None if w_hr is None else grad_w_hr)
+    return (
+        grad_input,
+        grad_hx,
+        grad_cx,
+        grad_w_ih,
+        grad_w_hh,
+        grad_b_ih,
+        grad_b_hh,
+        None if w_hr is None else grad_w_hr,
+    )
 
 
 _FUSED_BACKWARD = {"rnn": _fused_rnn, "gru": _fused_gru, "lstm": _fused_lstm}
@@ -122,34 +198,53 @@ _FUSED_BACKWARD = {"rnn": _fused_rnn, "gru": _fused_gru, "lstm": _fused_lstm}
 
 # setup_context and backward of each forward op, in its schema's argument order
 
+
 def _rnn_setup(ctx, inputs, output):
     input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training = inputs
-    _setup_common(ctx, "rnn", input, hx, None, w_ih, w_hh, b_ih, b_hh, None, batch_sizes,
-                  reverse, output[2], relu)
+    _setup_common(
+        ctx,
+        "rnn",
+        input,
+        hx,
+        None,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        None,
+        batch_sizes,
+        reverse,
+        output[2],
+        relu,
+    )
 
 
 def _rnn_backward(ctx, grad_output, grad_h_n, _grad_workspace):
     grad_input, grad_hx, _, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, _ = _gradients(
-        ctx, grad_output, grad_h_n)
+        ctx, grad_output, grad_h_n
+    )
     return grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None, None, None, None
 
 
 def _gru_setup(ctx, inputs, output):
     input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training = inputs
-    _setup_common(ctx, "gru", input, hx, None, w_ih, w_hh, b_ih, b_hh, None, batch_sizes,
-                  reverse, output[2])
+    _setup_common(
+        ctx, "gru", input, hx, None, w_ih, w_hh, b_ih, b_hh, None, batch_sizes, reverse, output[2]
+    )
 
 
 def _gru_backward(ctx, grad_output, grad_h_n, _grad_workspace):
     grad_input, grad_hx, _, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, _ = _gradients(
-        ctx, grad_output, grad_h_n)
+        ctx, grad_output, grad_h_n
+    )
     return grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, None, None, None
 
 
 def _lstm_setup(ctx, inputs, output):
     input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training = inputs
-    _setup_common(ctx, "lstm", input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes,
-                  reverse, output[3])
+    _setup_common(
+        ctx, "lstm", input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, output[3]
+    )
 
 
 def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
@@ -157,8 +252,11 @@ def _lstm_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
 
 
 # cell -> (setup_context, backward) of its forward op's autograd
-_AUTOGRAD = {"rnn": (_rnn_setup, _rnn_backward), "gru": (_gru_setup, _gru_backward),
-             "lstm": (_lstm_setup, _lstm_backward)}
+_AUTOGRAD = {
+    "rnn": (_rnn_setup, _rnn_backward),
+    "gru": (_gru_setup, _gru_backward),
+    "lstm": (_lstm_setup, _lstm_backward),
+}
 for _cell, (_setup, _backward) in _AUTOGRAD.items():
     torch.library.register_autograd(f"fastrnn::{_cell}_forward", _backward, setup_context=_setup)
 
@@ -188,10 +286,20 @@ def _needs_grad(*tensors):
     return grad_mode and any(t is not None and t.requires_grad for t in tensors)
 
 
-def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
-          b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None,
-          batch_sizes: Optional[Tensor] = None, reverse: bool = False, relu: bool = False,
-          w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def layer(
+    cell: str,
+    input: Tensor,
+    hx: Tensor,
+    cx: Optional[Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    batch_sizes: Optional[Tensor] = None,
+    reverse: bool = False,
+    relu: bool = False,
+    w_hr: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """Run one layer in one direction through fastrnn's fused op for `cell`.
 
     input: [T, B, I], or [N, I] packed with batch_sizes [T]; hx: [B, P], cx:
@@ -203,37 +311,73 @@ def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tens
     entry and the results back, so they are at least as accurate as torch.nn's.
     """
     arguments = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, w_hr)
-    if has_torch_function(arguments):  # tensor-likes (__torch_function__), as torch's own ops take them
-        return handle_torch_function(layer, arguments, cell, input, hx, cx, w_ih, w_hh, b_ih,
-                                     b_hh, batch_sizes, reverse, relu, w_hr)
+    if has_torch_function(
+        arguments
+    ):  # tensor-likes (__torch_function__), as torch's own ops take them
+        return handle_torch_function(
+            layer,
+            arguments,
+            cell,
+            input,
+            hx,
+            cx,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            batch_sizes,
+            reverse,
+            relu,
+            w_hr,
+        )
     if input.dtype in LOW_PRECISION:
         tensors = dict(hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
         for name, t in tensors.items():
             # the conversion would hide a mismatch that the kernels (and torch.nn) refuse
             if t is not None and t.dtype != input.dtype:
                 raise RuntimeError(
-                    f"fastrnn: {name}: expected dtype {input.dtype} (the input's), got {t.dtype}")
+                    f"fastrnn: {name}: expected dtype {input.dtype} (the input's), got {t.dtype}"
+                )
         as_float = {name: None if t is None else t.float() for name, t in tensors.items()}
-        results = layer(cell, input.float(), batch_sizes=batch_sizes, reverse=reverse, relu=relu,
-                        **as_float)
+        results = layer(
+            cell, input.float(), batch_sizes=batch_sizes, reverse=reverse, relu=relu, **as_float
+        )
         return tuple(None if r is None else r.to(input.dtype) for r in results)
     if input.dtype not in DTYPES:
-        raise TypeError(f"fastrnn: input: expected dtype float32, float64, float16 or bfloat16, "
-                        f"got {input.dtype}")
+        raise TypeError(
+            f"fastrnn: input: expected dtype float32, float64, float16 or bfloat16, "
+            f"got {input.dtype}"
+        )
     if w_hr is not None and cell != "lstm":
         raise ValueError(f"fastrnn: w_hr (a projection) is only supported for lstm, not {cell}")
     if torch.onnx.is_in_onnx_export():  # an ONNX graph holds ONNX's operators, not ours
-        return onnx_export.layer(cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes,
-                                 reverse, relu, w_hr)
+        return onnx_export.layer(
+            cell, input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, w_hr
+        )
     training = _needs_grad(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
     if cell == "lstm":
-        output, h_n, c_n, _ = _forward("lstm", training, input, hx, cx, w_ih, w_hh, b_ih, b_hh,
-                                       w_hr, batch_sizes, reverse, training)
+        output, h_n, c_n, _ = _forward(
+            "lstm",
+            training,
+            input,
+            hx,
+            cx,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            w_hr,
+            batch_sizes,
+            reverse,
+            training,
+        )
         return output, h_n, c_n
     if cell == "gru":
-        output, h_n, _ = _forward("gru", training, input, hx, w_ih, w_hh, b_ih, b_hh,
-                                  batch_sizes, reverse, training)
+        output, h_n, _ = _forward(
+            "gru", training, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training
+        )
     else:
-        output, h_n, _ = _forward("rnn", training, input, hx, w_ih, w_hh, b_ih, b_hh,
-                                  batch_sizes, reverse, relu, training)
+        output, h_n, _ = _forward(
+            "rnn", training, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, training
+        )
     return output, h_n, None

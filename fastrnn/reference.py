@@ -14,16 +14,31 @@ from torch import Tensor
 __all__ = ["rnn_cell", "lstm_cell", "gru_cell", "layer"]
 
 
-def rnn_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
-             b_hh: Optional[Tensor], relu: bool = False) -> Tensor:
+def rnn_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    relu: bool = False,
+) -> Tensor:
     pre = x @ w_ih.t() + h @ w_hh.t()
     if b_ih is not None:
         pre = pre + b_ih + b_hh
     return torch.relu(pre) if relu else torch.tanh(pre)
 
 
-def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
-              b_hh: Optional[Tensor], w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+def lstm_cell(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    w_hr: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
     gates = x @ w_ih.t() + h @ w_hh.t()
     if b_ih is not None:
         gates = gates + b_ih + b_hh
@@ -33,8 +48,9 @@ def lstm_cell(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih:
     return (h if w_hr is None else h @ w_hr.t()), c
 
 
-def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor],
-             b_hh: Optional[Tensor]) -> Tensor:
+def gru_cell(
+    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
+) -> Tensor:
     x_r, x_z, x_n = (x @ w_ih.t() + (0 if b_ih is None else b_ih)).chunk(3, dim=-1)
     h_r, h_z, h_n = (h @ w_hh.t() + (0 if b_hh is None else b_hh)).chunk(3, dim=-1)
     r = torch.sigmoid(x_r + h_r)
@@ -43,10 +59,20 @@ def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Te
     return (1 - z) * n + z * h
 
 
-def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor, w_hh: Tensor,
-          b_ih: Optional[Tensor] = None, b_hh: Optional[Tensor] = None,
-          batch_sizes: Optional[Tensor] = None, reverse: bool = False, relu: bool = False,
-          w_hr: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def layer(
+    cell: str,
+    input: Tensor,
+    hx: Tensor,
+    cx: Optional[Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    batch_sizes: Optional[Tensor] = None,
+    reverse: bool = False,
+    relu: bool = False,
+    w_hr: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """input: [T, B, I], or [N, I] packed with batch_sizes [T]; w_hr: an lstm's
     projection [P, H] or None. Returns (output, h_n, c_n) as fastrnn.ops.layer
     does."""
@@ -63,7 +89,7 @@ def layer(cell: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tens
     outputs = [None] * len(steps)
     for t in reversed(range(len(steps))) if reverse else range(len(steps)):
         offset, batch = steps[t]
-        x = input[offset:offset + batch]
+        x = input[offset : offset + batch]
         if cell == "lstm":
             h_new, c_new = lstm_cell(x, h[:batch], c[:batch], w_ih, w_hh, b_ih, b_hh, w_hr)
             c = torch.cat([c_new, c[batch:]])

@@ -36,9 +36,19 @@ def _as(t: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return None if t is None else t.to(dtype)
 
 
-def _layer(mode: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor,
-           w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
-           batch_sizes: Optional[Tensor], reverse: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def _layer(
+    mode: str,
+    input: Tensor,
+    hx: Tensor,
+    cx: Optional[Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    w_hr: Optional[Tensor],
+    batch_sizes: Optional[Tensor],
+    reverse: bool,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     """ops.layer in TorchScript: one layer, one direction, on fastrnn's op for
     `mode` (torch.nn's RNNBase.mode). float16 and bfloat16 run the float32
     kernels, as in ops.layer."""
@@ -46,26 +56,50 @@ def _layer(mode: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Ten
     if dtype != torch.float16 and dtype != torch.bfloat16:
         return _kernel(mode, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse)
     f = torch.float32
-    output, h_n, c_n = _kernel(mode, input.to(f), hx.to(f), _as(cx, f), w_ih.to(f), w_hh.to(f),
-                               _as(b_ih, f), _as(b_hh, f), _as(w_hr, f), batch_sizes, reverse)
+    output, h_n, c_n = _kernel(
+        mode,
+        input.to(f),
+        hx.to(f),
+        _as(cx, f),
+        w_ih.to(f),
+        w_hh.to(f),
+        _as(b_ih, f),
+        _as(b_hh, f),
+        _as(w_hr, f),
+        batch_sizes,
+        reverse,
+    )
     return output.to(dtype), h_n.to(dtype), _as(c_n, dtype)
 
 
-def _kernel(mode: str, input: Tensor, hx: Tensor, cx: Optional[Tensor], w_ih: Tensor,
-            w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], w_hr: Optional[Tensor],
-            batch_sizes: Optional[Tensor], reverse: bool) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+def _kernel(
+    mode: str,
+    input: Tensor,
+    hx: Tensor,
+    cx: Optional[Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    w_hr: Optional[Tensor],
+    batch_sizes: Optional[Tensor],
+    reverse: bool,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
     training = _needs_grad([input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr])
     if mode == "LSTM":
         assert cx is not None
         output, h_n, c_n, _ = torch.ops.fastrnn.lstm_forward(
-            input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training)
+            input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, training
+        )
         return output, h_n, c_n
     if mode == "GRU":
         output, h_n, _ = torch.ops.fastrnn.gru_forward(
-            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training)
+            input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, training
+        )
         return output, h_n, None
     output, h_n, _ = torch.ops.fastrnn.rnn_forward(
-        input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, mode == "RNN_RELU", training)
+        input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, mode == "RNN_RELU", training
+    )
     return output, h_n, None
 
 
@@ -74,8 +108,9 @@ class _ScriptableLayers:
 
     _name: str
 
-    def _run(self, input: Tensor, h0: Tensor, c0: Optional[Tensor],
-             batch_sizes: Optional[Tensor]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    def _run(
+        self, input: Tensor, h0: Tensor, c0: Optional[Tensor], batch_sizes: Optional[Tensor]
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         """The layers (modules.py's _run): input [T, B, I] or packed [N, I];
         h0 [L * D, B, P]; c0 [L * D, B, H] (LSTM)."""
         directions = 2 if self.bidirectional else 1
@@ -91,12 +126,23 @@ class _ScriptableLayers:
             outputs: List[Tensor] = []
             for direction in range(directions):
                 i = layer * directions + direction
-                w = weights[i * per_layer:(i + 1) * per_layer]
+                w = weights[i * per_layer : (i + 1) * per_layer]
                 b_ih: Optional[Tensor] = w[2] if self.bias else None
                 b_hh: Optional[Tensor] = w[3] if self.bias else None
                 w_hr: Optional[Tensor] = w[per_layer - 1] if self.proj_size > 0 else None
-                out, h, c = _layer(self.mode, output, h0[i], None if c0 is None else c0[i],
-                                   w[0], w[1], b_ih, b_hh, w_hr, batch_sizes, direction == 1)
+                out, h, c = _layer(
+                    self.mode,
+                    output,
+                    h0[i],
+                    None if c0 is None else c0[i],
+                    w[0],
+                    w[1],
+                    b_ih,
+                    b_hh,
+                    w_hr,
+                    batch_sizes,
+                    direction == 1,
+                )
                 outputs.append(out)
                 h_n.append(h)
                 if c is not None:
@@ -106,14 +152,16 @@ class _ScriptableLayers:
 
     def _zeros(self, batch: int, features: int, like: Tensor) -> Tensor:
         directions = 2 if self.bidirectional else 1
-        return torch.zeros(self.num_layers * directions, batch, features, dtype=like.dtype,
-                           device=like.device)
+        return torch.zeros(
+            self.num_layers * directions, batch, features, dtype=like.dtype, device=like.device
+        )
 
     def _batched(self, input: Tensor) -> Tuple[Tensor, bool, int]:
         """input as [T, B, I] or [B, T, I] (unbatched input gets a batch of one)."""
         if input.dim() != 2 and input.dim() != 3:
-            raise ValueError(f"{self._name}: Expected input to be 2D or 3D, got "
-                             f"{input.dim()}D instead")
+            raise ValueError(
+                f"{self._name}: Expected input to be 2D or 3D, got {input.dim()}D instead"
+            )
         batch_dim = 0 if self.batch_first else 1
         is_batched = input.dim() == 3
         return (input if is_batched else input.unsqueeze(batch_dim)), is_batched, batch_dim
@@ -123,21 +171,24 @@ def _check_state_dims(state: Tensor, is_batched: bool):
     want = 3 if is_batched else 2
     if state.dim() != want:
         kind = "batched 3-D" if is_batched else "unbatched 2-D"
-        raise RuntimeError(f"For {kind} input, hx (and cx) should also be {want}-D, got "
-                           f"{state.dim()}-D")
+        raise RuntimeError(
+            f"For {kind} input, hx (and cx) should also be {want}-D, got {state.dim()}-D"
+        )
 
 
 class ScriptableLSTM(_ScriptableLayers, nn.LSTM):
     """fastrnn.LSTM's twin for torch.jit.script."""
 
-    @torch._jit_internal._overload_method  # noqa: F811
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+    @torch._jit_internal._overload_method
+    def forward(
+        self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
         pass
 
-    @torch._jit_internal._overload_method  # noqa: F811
-    def forward(self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tuple[PackedSequence, Tuple[Tensor, Tensor]]:
+    @torch._jit_internal._overload_method
+    def forward(  # noqa: F811
+        self, input: PackedSequence, hx: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> Tuple[PackedSequence, Tuple[Tensor, Tensor]]:
         pass
 
     def forward(self, input, hx=None):  # noqa: F811
@@ -146,14 +197,19 @@ class ScriptableLSTM(_ScriptableLayers, nn.LSTM):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             batch = int(batch_sizes[0])
             if hx is None:
-                hx = (self._zeros(batch, features, data), self._zeros(batch, self.hidden_size, data))
+                hx = (
+                    self._zeros(batch, features, data),
+                    self._zeros(batch, self.hidden_size, data),
+                )
             else:
                 hx = self.permute_hidden(hx, sorted_indices)
             self.check_forward_args(data, hx, batch_sizes)
             output, h_n, c_n = self._run(data, hx[0], hx[1], batch_sizes)
             assert c_n is not None
-            return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
-                    self.permute_hidden((h_n, c_n), unsorted_indices))
+            return (
+                PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
+                self.permute_hidden((h_n, c_n), unsorted_indices),
+            )
         x, is_batched, batch_dim = self._batched(input)
         if hx is None:
             batch = x.size(batch_dim)
@@ -196,8 +252,9 @@ class _ScriptableOneState(_ScriptableLayers):
             output, h_n = output.squeeze(batch_dim), h_n.squeeze(1)
         return output, h_n
 
-    def _forward_packed(self, input: PackedSequence, hx: Optional[Tensor]
-                        ) -> Tuple[PackedSequence, Tensor]:
+    def _forward_packed(
+        self, input: PackedSequence, hx: Optional[Tensor]
+    ) -> Tuple[PackedSequence, Tensor]:
         data, batch_sizes, sorted_indices, unsorted_indices = input
         if hx is None:
             hx = self._zeros(int(batch_sizes[0]), self.hidden_size, data)
@@ -205,20 +262,23 @@ class _ScriptableOneState(_ScriptableLayers):
             hx = self.permute_hidden(hx, sorted_indices)
         self.check_forward_args(data, hx, batch_sizes)
         output, h_n, _ = self._run(data, hx, None, batch_sizes)
-        return (PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
-                self.permute_hidden(h_n, unsorted_indices))
+        return (
+            PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices),
+            self.permute_hidden(h_n, unsorted_indices),
+        )
 
 
 class ScriptableGRU(_ScriptableOneState, nn.GRU):
     """fastrnn.GRU's twin for torch.jit.script."""
 
-    @torch._jit_internal._overload_method  # noqa: F811
+    @torch._jit_internal._overload_method
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         pass
 
-    @torch._jit_internal._overload_method  # noqa: F811
-    def forward(self, input: PackedSequence, hx: Optional[Tensor] = None
-                ) -> Tuple[PackedSequence, Tensor]:
+    @torch._jit_internal._overload_method
+    def forward(  # noqa: F811
+        self, input: PackedSequence, hx: Optional[Tensor] = None
+    ) -> Tuple[PackedSequence, Tensor]:
         pass
 
     def forward(self, input, hx=None):  # noqa: F811
@@ -232,13 +292,14 @@ class ScriptableRNN(_ScriptableOneState, nn.RNN):
     written again: TorchScript finds a method's overloads only in the class
     that declares them (torch._jit_internal._get_overloaded_methods)."""
 
-    @torch._jit_internal._overload_method  # noqa: F811
+    @torch._jit_internal._overload_method
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         pass
 
-    @torch._jit_internal._overload_method  # noqa: F811
-    def forward(self, input: PackedSequence, hx: Optional[Tensor] = None
-                ) -> Tuple[PackedSequence, Tensor]:
+    @torch._jit_internal._overload_method
+    def forward(  # noqa: F811
+        self, input: PackedSequence, hx: Optional[Tensor] = None
+    ) -> Tuple[PackedSequence, Tensor]:
         pass
 
     def forward(self, input, hx=None):  # noqa: F811
@@ -252,27 +313,41 @@ class _ScriptableCell:
 
     _name: str
 
-    def _step(self, mode: str, input: Tensor, hx: Tensor, cx: Optional[Tensor]
-              ) -> Tuple[Tensor, Optional[Tensor]]:
+    def _step(
+        self, mode: str, input: Tensor, hx: Tensor, cx: Optional[Tensor]
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         """One step: the layer op for T = 1; returns h and (LSTM) c."""
-        _, h, c = _layer(mode, input.unsqueeze(0), hx, cx, self.weight_ih, self.weight_hh,
-                         self.bias_ih, self.bias_hh, None, None, False)
+        _, h, c = _layer(
+            mode,
+            input.unsqueeze(0),
+            hx,
+            cx,
+            self.weight_ih,
+            self.weight_hh,
+            self.bias_ih,
+            self.bias_hh,
+            None,
+            None,
+            False,
+        )
         return h, c
 
     def _input(self, input: Tensor) -> Tuple[Tensor, bool]:
         if input.dim() != 1 and input.dim() != 2:
-            raise ValueError(f"{self._name}: Expected input to be 1D or 2D, got "
-                             f"{input.dim()}D instead")
+            raise ValueError(
+                f"{self._name}: Expected input to be 1D or 2D, got {input.dim()}D instead"
+            )
         return (input if input.dim() == 2 else input.unsqueeze(0)), input.dim() == 2
 
-    def _state(self, state: Optional[Tensor], what: str, input: Tensor, is_batched: bool
-               ) -> Tensor:
+    def _state(self, state: Optional[Tensor], what: str, input: Tensor, is_batched: bool) -> Tensor:
         if state is None:
-            return torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype,
-                               device=input.device)
+            return torch.zeros(
+                input.size(0), self.hidden_size, dtype=input.dtype, device=input.device
+            )
         if state.dim() != 1 and state.dim() != 2:
-            raise ValueError(f"{self._name}: Expected {what} to be 1D or 2D, got "
-                             f"{state.dim()}D instead")
+            raise ValueError(
+                f"{self._name}: Expected {what} to be 1D or 2D, got {state.dim()}D instead"
+            )
         return state if is_batched else state.unsqueeze(0)
 
 
@@ -302,8 +377,9 @@ class ScriptableGRUCell(_ScriptableCell, nn.GRUCell):
 class ScriptableLSTMCell(_ScriptableCell, nn.LSTMCell):
     """fastrnn.LSTMCell's twin for torch.jit.script."""
 
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None
+    ) -> Tuple[Tensor, Tensor]:
         x, is_batched = self._input(input)
         if hx is None:
             h0 = self._state(None, "hx[0]", x, is_batched)
@@ -324,9 +400,14 @@ def scriptable(module):
     compiled as it is."""
     from . import cells, modules
 
-    twins = {modules.LSTM: ScriptableLSTM, modules.GRU: ScriptableGRU,
-             modules.RNN: ScriptableRNN, cells.RNNCell: ScriptableRNNCell,
-             cells.GRUCell: ScriptableGRUCell, cells.LSTMCell: ScriptableLSTMCell}
+    twins = {
+        modules.LSTM: ScriptableLSTM,
+        modules.GRU: ScriptableGRU,
+        modules.RNN: ScriptableRNN,
+        cells.RNNCell: ScriptableRNNCell,
+        cells.GRUCell: ScriptableGRUCell,
+        cells.LSTMCell: ScriptableLSTMCell,
+    }
     if type(module) not in twins:
         return module
     twin = copy.copy(module)

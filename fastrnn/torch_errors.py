@@ -13,11 +13,12 @@ refused; the README lists these cases).
 
 torch.nn's kernels must not see what could make them read out of bounds:
 a non-contiguous batch_sizes, which they read as if it were contiguous, and
-an LSTM's weight matrices of another shape than its constructor makes where torch.nn
-may run oneDNN's LSTM (padded input, no projection, float32, bfloat16 or
-float16), which takes them as they come. There fastrnn's own error stands. Everywhere else torch.nn's kernels are ATen's,
-which check every shape before they read, and its Python checks have seen
-the arguments first. torch.nn's results are never used, and a call that
+an LSTM's weight matrices of another shape than its constructor makes where
+torch.nn may run oneDNN's LSTM (padded input, no projection, float32,
+bfloat16 or float16), which takes them as they come. There fastrnn's own
+error stands. Everywhere else torch.nn's kernels are ATen's, which check
+every shape before they read, and its Python checks have seen the arguments
+first. torch.nn's results are never used, and a call that
 fastrnn accepts pays nothing: this runs only after a refusal.
 """
 
@@ -39,8 +40,12 @@ __all__ = ["RaisesLikeTorch", "raise_like_torch"]
 
 
 def _unsafe_batch_sizes(args):
-    return any(isinstance(a, PackedSequence) and isinstance(a.batch_sizes, torch.Tensor)
-               and not a.batch_sizes.is_contiguous() for a in args)
+    return any(
+        isinstance(a, PackedSequence)
+        and isinstance(a.batch_sizes, torch.Tensor)
+        and not a.batch_sizes.is_contiguous()
+        for a in args
+    )
 
 
 def _canonical_shapes(module):
@@ -56,9 +61,15 @@ def _canonical_shapes(module):
     for layer in range(module.num_layers):
         for suffix in ("", "_reverse")[:D]:
             k = f"l{layer}{suffix}"
-            shapes.update({f"weight_ih_{k}": (gates * H, module.input_size if layer == 0 else D * P),
-                           f"weight_hh_{k}": (gates * H, P), f"bias_ih_{k}": (gates * H,),
-                           f"bias_hh_{k}": (gates * H,), f"weight_hr_{k}": (P, H)})
+            shapes.update(
+                {
+                    f"weight_ih_{k}": (gates * H, module.input_size if layer == 0 else D * P),
+                    f"weight_hh_{k}": (gates * H, P),
+                    f"bias_ih_{k}": (gates * H,),
+                    f"bias_hh_{k}": (gates * H,),
+                    f"weight_hr_{k}": (P, H),
+                }
+            )
     return shapes
 
 
@@ -66,17 +77,27 @@ def _canonical_weights(module):
     """Whether module's weights (its biases aside: ATen adds them before any
     kernel) have the shapes torch.nn's constructor gives them."""
     shapes = _canonical_shapes(module)
-    return all(tuple(p.shape) == shapes.get(name) for name, p in module.named_parameters()
-               if name.startswith("weight"))
+    return all(
+        tuple(p.shape) == shapes.get(name)
+        for name, p in module.named_parameters()
+        if name.startswith("weight")
+    )
 
 
 def _onednn_weights(module, args):
     """Whether torch.nn may hand weights of the wrong shape to oneDNN's LSTM."""
-    if getattr(module, "mode", None) != "LSTM" or module.proj_size > 0 or _canonical_weights(module):
+    if (
+        getattr(module, "mode", None) != "LSTM"
+        or module.proj_size > 0
+        or _canonical_weights(module)
+    ):
         return False
     input = args[0] if args else None
     return isinstance(input, torch.Tensor) and input.dtype in (
-        torch.float32, torch.bfloat16, torch.float16)
+        torch.float32,
+        torch.bfloat16,
+        torch.float16,
+    )
 
 
 def raise_like_torch(error, torch_forward, module, *args):
@@ -101,7 +122,9 @@ class RaisesLikeTorch:
 
     _torch_class = None
 
-    def forward(self, input: Input, hx: Optional[State] = None) -> Union[Tuple[Input, State], State]:
+    def forward(
+        self, input: Input, hx: Optional[State] = None
+    ) -> Union[Tuple[Input, State], State]:
         try:
             return self._forward(input, hx)
         except Exception as error:  # torch.nn's exception instead, where it raises one

@@ -22,5 +22,3 @@ def pytest_collection_modifyitems(config, items):
 def _seed():
     """Every test starts from the same RNG state, so failures reproduce."""
     torch.manual_seed(SEED)
-
-

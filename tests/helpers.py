@@ -132,8 +132,10 @@ def forward_backward(module, x, hx, upstream, run=None):
     x = x.detach().clone().requires_grad_(True)
     states = ()
     if hx is not None:
-        states = tuple(s.detach().clone().requires_grad_(True)
-                       for s in (hx if isinstance(hx, tuple) else (hx,)))
+        states = tuple(
+            s.detach().clone().requires_grad_(True)
+            for s in (hx if isinstance(hx, tuple) else (hx,))
+        )
         hx = states if is_lstm(module) else states[0]
     output, final = module(x, hx) if run is None else run(module, x, hx)
     results = {"output": output}
@@ -164,13 +166,15 @@ def packed_forward_backward(module, x, lengths, enforce_sorted, hx, upstream, ba
     applies to the re-padded output, laid out as x."""
 
     def run(module, x, hx):
-        packed = pack_padded_sequence(x, lengths, batch_first=batch_first,
-                                      enforce_sorted=enforce_sorted)
+        packed = pack_padded_sequence(
+            x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted
+        )
         output, final = module(packed, hx)
         assert isinstance(output, PackedSequence)
         assert torch.equal(output.batch_sizes, packed.batch_sizes)
-        padded, out_lengths = pad_packed_sequence(output, batch_first=batch_first,
-                                                  total_length=x.shape[1 if batch_first else 0])
+        padded, out_lengths = pad_packed_sequence(
+            output, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0]
+        )
         assert torch.equal(out_lengths, torch.as_tensor(lengths))
         return padded, final
 
@@ -202,7 +206,7 @@ def compare(ours, ref, atol, rtol):
 # about 8 ulps (eps = 1.19e-7), rounding noise far below any real error.
 # float16 and bfloat16 run in float32 and are rounded once at the end (half an
 # eps); the floor is one eps, twice that rounding.
-EXCESS_FLOOR = {torch.float32: 1e-6, torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}
+EXCESS_FLOOR = {torch.float32: 1e-6, torch.float16: 2.0**-10, torch.bfloat16: 2.0**-7}
 
 
 def precision_excess(ours, theirs, truth, dtype):
@@ -217,7 +221,9 @@ def precision_excess(ours, theirs, truth, dtype):
         e_ours = max_abs(ours[k].double() - t)
         floor = EXCESS_FLOOR[dtype] * max_abs(t)
         if not e_ours <= 2 * e_theirs + floor:
-            bad.append(f"{k}: e_ours {e_ours:.3e} > 2 * e_theirs {e_theirs:.3e} + floor {floor:.3e}")
+            bad.append(
+                f"{k}: e_ours {e_ours:.3e} > 2 * e_theirs {e_theirs:.3e} + floor {floor:.3e}"
+            )
     return bad
 
 

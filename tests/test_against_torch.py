@@ -8,8 +8,17 @@ float32 error (plus a tiny floor), tensor by tensor.
 import pytest
 import torch
 
-from helpers import (CELLS, cast_inputs, cast_module, compare, devices, float32_excess,
-                     forward_backward, make_inputs, make_pair, max_abs)
+from helpers import (
+    CELLS,
+    cast_inputs,
+    cast_module,
+    compare,
+    devices,
+    float32_excess,
+    forward_backward,
+    make_inputs,
+    make_pair,
+)
 
 # (seq_len, batch, input_size, hidden_size, num_layers, bias, batch_first, initial_state)
 # Not the Cartesian product: 14 configurations that together take every value
@@ -37,8 +46,9 @@ F64_TOL = dict(atol=1e-10, rtol=1e-10)
 
 
 def _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given, dtype, device):
-    ref, ours = make_pair(cell, I, H, dtype=dtype, device=device, num_layers=L, bias=bias,
-                          batch_first=batch_first)
+    ref, ours = make_pair(
+        cell, I, H, dtype=dtype, device=device, num_layers=L, bias=bias, batch_first=batch_first
+    )
     x, hx, upstream = make_inputs(ref, T, B, dtype, with_state=given)
     return ref, ours, x, hx, upstream
 
@@ -47,8 +57,9 @@ def _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given, dtype, devic
 @pytest.mark.parametrize("cell", CELL_IDS)
 @pytest.mark.parametrize("device", devices())
 def test_float64_matches_torch(device, cell, T, B, I, H, L, bias, batch_first, given):
-    ref, ours, x, hx, upstream = _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first, given,
-                                                  torch.float64, device)
+    ref, ours, x, hx, upstream = _pair_and_inputs(
+        cell, T, B, I, H, L, bias, batch_first, given, torch.float64, device
+    )
     expected = forward_backward(ref, x, hx, upstream)
     got = forward_backward(ours, x, hx, upstream)
     compare(got, expected, **F64_TOL)
@@ -58,11 +69,13 @@ def test_float64_matches_torch(device, cell, T, B, I, H, L, bias, batch_first, g
 @pytest.mark.parametrize("cell", CELL_IDS)
 @pytest.mark.parametrize("device", devices())
 def test_float32_error_within_twice_torch(device, cell, T, B, I, H, L, bias, batch_first, given):
-    ref32, ours32, x, hx, upstream = _pair_and_inputs(cell, T, B, I, H, L, bias, batch_first,
-                                                      given, torch.float32, device)
+    ref32, ours32, x, hx, upstream = _pair_and_inputs(
+        cell, T, B, I, H, L, bias, batch_first, given, torch.float32, device
+    )
     # The truth: torch.nn in float64 on exactly the float32 weights and inputs.
-    truth = forward_backward(cast_module(ref32, torch.float64),
-                             *cast_inputs(x, hx, upstream, torch.float64))
+    truth = forward_backward(
+        cast_module(ref32, torch.float64), *cast_inputs(x, hx, upstream, torch.float64)
+    )
     theirs = forward_backward(ref32, x, hx, upstream)
     got = forward_backward(ours32, x, hx, upstream)
     assert got.keys() == truth.keys() == theirs.keys()
@@ -101,8 +114,9 @@ def test_dropout_eval_mode_is_identity(cell):
     ref.eval()
     ours.eval()
     x, hx, upstream = make_inputs(ref, 5, 3, torch.float64)
-    compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
-            **F64_TOL)
+    compare(
+        forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream), **F64_TOL
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -133,12 +147,15 @@ def test_non_contiguous_input(cell, view):
     else:
         x = torch.randn(10, 3, 8, dtype=torch.float64)[::2, :, ::2]  # every other step/feature
     # non-contiguous states as well
-    hx = tuple(s.transpose(0, 1).contiguous().transpose(0, 1) for s in
-               (hx if isinstance(hx, tuple) else (hx,)))
+    hx = tuple(
+        s.transpose(0, 1).contiguous().transpose(0, 1)
+        for s in (hx if isinstance(hx, tuple) else (hx,))
+    )
     hx = hx if cell == "lstm" else hx[0]
     assert not x.is_contiguous()
-    compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
-            **F64_TOL)
+    compare(
+        forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream), **F64_TOL
+    )
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -197,8 +214,9 @@ def test_parameter_names_and_shapes(cell, bias):
     torch_cls, fast_cls, extra = CELLS[cell]
     theirs = torch_cls(3, 5, num_layers=3, bias=bias, **extra)
     ours = fast_cls(3, 5, num_layers=3, bias=bias, **extra)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == \
-        [(n, p.shape) for n, p in theirs.named_parameters()]
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [
+        (n, p.shape) for n, p in theirs.named_parameters()
+    ]
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
@@ -213,10 +231,14 @@ def test_same_initialisation_with_same_seed(cell):
         assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},
-    {"num_layers": 2, "bias": False, "batch_first": True, "dropout": 0.25},
-], ids=["default", "options"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"num_layers": 2, "bias": False, "batch_first": True, "dropout": 0.25},
+    ],
+    ids=["default", "options"],
+)
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_repr_matches_torch(cell, kwargs):
     torch_cls, fast_cls, extra = CELLS[cell]
@@ -225,4 +247,3 @@ def test_repr_matches_torch(cell, kwargs):
     assert type(ours).__module__ == "fastrnn.modules"
     assert type(ours).__name__ == type(theirs).__name__
     assert isinstance(ours, torch.nn.RNNBase)
-

@@ -28,10 +28,17 @@ def test_default_run_is_the_cases_of_the_note():
     args = bench.parse_args([])
     cases = grid(args.sizes, args.cells, args.modes, args.seq_lens, args.full)
     assert sorted({(size, seq_len) for _, size, seq_len, _ in cases}) == [
-        ("medium", 10), ("medium", 50), ("medium", 100), ("small", 200)]
+        ("medium", 10),
+        ("medium", 50),
+        ("medium", 100),
+        ("small", 200),
+    ]
     assert len(cases) == 4 * 3 * 2
-    assert (args.json, args.plot, args.device) == ("bench-out/bench.json",
-                                                   "bench-out/speedup.png", "cpu")
+    assert (args.json, args.plot, args.device) == (
+        "bench-out/bench.json",
+        "bench-out/speedup.png",
+        "cpu",
+    )
 
 
 def test_smoke_and_list_options():
@@ -40,13 +47,18 @@ def test_smoke_and_list_options():
     assert (args.json, args.target_time, args.warmup) == ("bench-out/bench-smoke.json", 0.03, 1)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cells", "rnn,foo,bar"],
-     "argument --cells: unknown cell foo, bar; choose from rnn, lstm, gru"),
-    (["--sizes", ","], "argument --sizes: no size given"),
-    (["--seq-lens", "10,x"], "argument --seq-lens: invalid int value: 'x'"),
-    (["--modes", "backward"], "argument --modes: unknown mode backward"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--cells", "rnn,foo,bar"],
+            "argument --cells: unknown cell foo, bar; choose from rnn, lstm, gru",
+        ),
+        (["--sizes", ","], "argument --sizes: no size given"),
+        (["--seq-lens", "10,x"], "argument --seq-lens: invalid int value: 'x'"),
+        (["--modes", "backward"], "argument --modes: unknown mode backward"),
+    ],
+)
 def test_a_bad_list_item_is_an_argparse_error_that_names_it(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         bench.parse_args(argv)
@@ -94,7 +106,7 @@ def test_interleaved_rounds_take_one_sample_of_each():
     timing = time_interleaved(steps, warmup=0, repeats=4, sample=0.0)
     assert timing["rounds"] == 4
     assert all(len(v) == 4 for v in timing["seconds"].values())
-    assert calls[3:] == list("abc" "bca" "cab" "abc")  # after the three cost estimates
+    assert calls[3:] == list("abcbcacababc")  # after the three cost estimates
     assert quartiles([1.0]) == (1.0, 1.0) and quartiles([1.0, 2.0, 3.0]) == (1.5, 2.5)
     assert synchronized(steps["a"], "cpu") is steps["a"]
 
@@ -105,12 +117,24 @@ def test_others_share_needs_proc_stat():
 
 
 def test_table_marks_errors_and_failures():
-    ok = {"cell": "lstm", "size": "small", "seq_len": 10, "mode": "train", "torch_ms": 2.0,
-          "fastrnn_ms": 1.0, "speedup": 2.0, "check": {"ok": True, "max_abs_diff": 1e-7,
-                                                       "max_rel_diff": 1e-7}}
+    ok = {
+        "cell": "lstm",
+        "size": "small",
+        "seq_len": 10,
+        "mode": "train",
+        "torch_ms": 2.0,
+        "fastrnn_ms": 1.0,
+        "speedup": 2.0,
+        "check": {"ok": True, "max_abs_diff": 1e-7, "max_rel_diff": 1e-7},
+    }
     failed = dict(ok, check=dict(ok["check"], ok=False))
-    error = {"cell": "gru", "size": "small", "seq_len": 10, "mode": "forward",
-             "error": "RuntimeError: x"}
+    error = {
+        "cell": "gru",
+        "size": "small",
+        "seq_len": 10,
+        "mode": "forward",
+        "error": "RuntimeError: x",
+    }
     rows = report.format_table([ok, failed, error]).splitlines()[2:]
     assert [row.split()[-1] for row in rows] == ["ok", "FAIL", "ERROR"]
     assert "2.00x" in rows[0] and rows[2].split()[4] == "-"

@@ -5,8 +5,19 @@ project's rule (at most twice torch.nn's own error against float64)."""
 import pytest
 import torch
 
-from helpers import (devices, CELLS, LENGTHS, cast_inputs, cast_module, compare, float32_excess,
-                      forward_backward, make_inputs, make_pair, packed_forward_backward)
+from helpers import (
+    CELLS,
+    LENGTHS,
+    cast_inputs,
+    cast_module,
+    compare,
+    devices,
+    float32_excess,
+    forward_backward,
+    make_inputs,
+    make_pair,
+    packed_forward_backward,
+)
 
 CELL_IDS = list(CELLS)
 
@@ -24,11 +35,23 @@ SHAPES = [
 @pytest.mark.parametrize("cell", CELL_IDS)
 @pytest.mark.parametrize("device", devices())
 def test_bidirectional_matches_torch(device, cell, T, B, I, H, L, bias, given, batch_first):
-    ref, ours = make_pair(cell, I, H, device=device, num_layers=L, bias=bias, batch_first=batch_first,
-                          bidirectional=True)
+    ref, ours = make_pair(
+        cell,
+        I,
+        H,
+        device=device,
+        num_layers=L,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=True,
+    )
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
-    compare(forward_backward(ours, x, hx, upstream), forward_backward(ref, x, hx, upstream),
-            atol=1e-10, rtol=1e-10)
+    compare(
+        forward_backward(ours, x, hx, upstream),
+        forward_backward(ref, x, hx, upstream),
+        atol=1e-10,
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("T,B,I,H,L,bias,given", SHAPES)
@@ -36,13 +59,15 @@ def test_bidirectional_matches_torch(device, cell, T, B, I, H, L, bias, given, b
 @pytest.mark.parametrize("enforce_sorted", [False, True], ids=["unsorted", "sorted"])
 @pytest.mark.parametrize("cell", CELL_IDS)
 @pytest.mark.parametrize("device", devices())
-def test_packed_matches_torch(device, cell, T, B, I, H, L, bias, given, bidirectional,
-                              enforce_sorted):
+def test_packed_matches_torch(
+    device, cell, T, B, I, H, L, bias, given, bidirectional, enforce_sorted
+):
     lengths = [min(n, T) for n in LENGTHS[B]]
     if enforce_sorted:
         lengths = sorted(lengths, reverse=True)
-    ref, ours = make_pair(cell, I, H, device=device, num_layers=L, bias=bias,
-                          bidirectional=bidirectional)
+    ref, ours = make_pair(
+        cell, I, H, device=device, num_layers=L, bias=bias, bidirectional=bidirectional
+    )
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
     theirs = packed_forward_backward(ref, x, lengths, enforce_sorted, hx, upstream)
     got = packed_forward_backward(ours, x, lengths, enforce_sorted, hx, upstream)
@@ -77,8 +102,9 @@ def test_packed_random_lengths_match_torch(cell, bidirectional, L, seed, B, equa
     T = 8
     lengths = random_lengths(seed, B, T, equal)
     assert equal == (len(set(lengths)) == 1) and (equal or 1 in lengths)
-    ref, ours = make_pair(cell, 3, 5, num_layers=L, bidirectional=bidirectional,
-                          batch_first=batch_first)
+    ref, ours = make_pair(
+        cell, 3, 5, num_layers=L, bidirectional=bidirectional, batch_first=batch_first
+    )
     x, hx, upstream = make_inputs(ref, T, B, torch.float64)
     theirs = packed_forward_backward(ref, x, lengths, False, hx, upstream, batch_first)
     got = packed_forward_backward(ours, x, lengths, False, hx, upstream, batch_first)
@@ -90,9 +116,13 @@ def test_packed_bidirectional_float32_within_twice_torch(cell):
     ref32, ours32 = make_pair(cell, 5, 33, dtype=torch.float32, num_layers=2, bidirectional=True)
     x, hx, upstream = make_inputs(ref32, 9, 4, torch.float32)
     lengths = LENGTHS[4]
-    truth = packed_forward_backward(cast_module(ref32, torch.float64),
-                                    *cast_inputs(x, None, None, torch.float64)[:1], lengths,
-                                    False, *cast_inputs(None, hx, upstream, torch.float64)[1:])
+    truth = packed_forward_backward(
+        cast_module(ref32, torch.float64),
+        *cast_inputs(x, None, None, torch.float64)[:1],
+        lengths,
+        False,
+        *cast_inputs(None, hx, upstream, torch.float64)[1:],
+    )
     theirs = packed_forward_backward(ref32, x, lengths, False, hx, upstream)
     got = packed_forward_backward(ours32, x, lengths, False, hx, upstream)
     bad = float32_excess(got, theirs, truth)
@@ -139,6 +169,8 @@ def test_compiled_bidirectional_training_matches_eager(cell):
     ref, ours = make_pair(cell, 4, 8, num_layers=2, bidirectional=True)
     compiled = torch.compile(ours, fullgraph=True)
     x, hx, upstream = make_inputs(ours, 5, 3, torch.float64)
-    got = {k.replace("_orig_mod.", ""): v
-           for k, v in forward_backward(compiled, x, hx, upstream).items()}
+    got = {
+        k.replace("_orig_mod.", ""): v
+        for k, v in forward_backward(compiled, x, hx, upstream).items()
+    }
     compare(got, forward_backward(ref, x, hx, upstream), atol=1e-10, rtol=1e-10)

@@ -9,6 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fastrnn
+
 from helpers import compare, devices, float32_excess
 
 CELLS = {
@@ -65,19 +66,27 @@ def inputs(cell, batch, given, dtype, device="cpu"):
 def test_cell_matches_torch(device, cell, batch, given, bias):
     ref, ours = cell_pair(cell, bias=bias, device=device)
     x, hx, upstream = inputs(cell, batch, given, torch.float64, device)
-    compare(step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream),
-            atol=1e-10, rtol=1e-10)
+    compare(
+        step_and_grads(ours, x, hx, upstream),
+        step_and_grads(ref, x, hx, upstream),
+        atol=1e-10,
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_cell_float32_within_twice_torch(cell):
     ref, ours = cell_pair(cell, dtype=torch.float32)
     x, hx, upstream = inputs(cell, 17, True, torch.float32)
-    as64 = lambda t: None if t is None else tuple(s.double() for s in t)
+
+    def as64(t):
+        return None if t is None else tuple(s.double() for s in t)
+
     truth = step_and_grads(ref.double(), x.double(), as64(hx), as64(upstream))
     ref.float()
-    bad = float32_excess(step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream),
-                         truth)
+    bad = float32_excess(
+        step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream), truth
+    )
     assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 
@@ -106,8 +115,14 @@ def test_cell_runs_one_fastrnn_op_each_way(cell):
     op = CELLS[cell][3]
     assert record.names.count(f"fastrnn::{op}_forward") == 1
     assert record.names.count(f"fastrnn::{op}_backward") == 1
-    assert not [n for n in record.names if "cell" in n or n.startswith("aten::gru")
-                or n.startswith("aten::lstm") or n.startswith("aten::rnn")]
+    assert not [
+        n
+        for n in record.names
+        if "cell" in n
+        or n.startswith("aten::gru")
+        or n.startswith("aten::lstm")
+        or n.startswith("aten::rnn")
+    ]
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -152,7 +167,10 @@ def test_cells_are_torch_cell_bases_with_torch_repr():
 def test_cell_deepcopy_save_load_and_double(cell):
     _, ours = cell_pair(cell, dtype=torch.float32)
     x, hx, _ = inputs(cell, 3, True, torch.float32)
-    arg = lambda states: states if cell == "lstm" else states[0]
+
+    def arg(states):
+        return states if cell == "lstm" else states[0]
+
     expected = ours(x, arg(hx))
     torch.testing.assert_close(copy.deepcopy(ours)(x, arg(hx)), expected, atol=0, rtol=0)
     buffer = io.BytesIO()
@@ -178,11 +196,16 @@ def test_cell_state_dict_both_ways(cell):
         target = target_cls(I, H, **extra).double()
         target.load_state_dict(source.state_dict())
         assert target.state_dict().keys() == source.state_dict().keys()
-        compare(step_and_grads(target, x, hx, upstream), step_and_grads(source, x, hx, upstream),
-                atol=1e-10, rtol=1e-10)
+        compare(
+            step_and_grads(target, x, hx, upstream),
+            step_and_grads(source, x, hx, upstream),
+            atol=1e-10,
+            rtol=1e-10,
+        )
 
 
 # --- the ops as the cells call them ------------------------------------------------------
+
 
 def cell_op_calls(cell, bias):
     """The forward and the backward op call of one training step of the cell
@@ -201,8 +224,12 @@ def cell_op_calls(cell, bias):
 
 def fresh(args, requires_grad):
     """The recorded arguments as new leaf tensors (the same values)."""
-    return tuple(a.detach().clone().requires_grad_(requires_grad and a.is_floating_point())
-                 if isinstance(a, torch.Tensor) else a for a in args)
+    return tuple(
+        a.detach().clone().requires_grad_(requires_grad and a.is_floating_point())
+        if isinstance(a, torch.Tensor)
+        else a
+        for a in args
+    )
 
 
 bias_param = pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])

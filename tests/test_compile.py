@@ -12,11 +12,16 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
 import fastrnn
+
 from helpers import compare, forward_backward, make_inputs, make_pair
 
 VOCAB, EMBED, HIDDEN = 20, 8, 12
-MODULES = {"lstm": fastrnn.LSTM, "lstm_proj": functools.partial(fastrnn.LSTM, proj_size=5),
-           "gru": fastrnn.GRU, "rnn": fastrnn.RNN}
+MODULES = {
+    "lstm": fastrnn.LSTM,
+    "lstm_proj": functools.partial(fastrnn.LSTM, proj_size=5),
+    "gru": fastrnn.GRU,
+    "rnn": fastrnn.RNN,
+}
 OP = {"lstm": "lstm", "lstm_proj": "lstm", "gru": "gru", "rnn": "rnn"}  # the ops' cell
 
 
@@ -56,15 +61,22 @@ def test_compiled_training_steps_match_eager(cell):
         torch.testing.assert_close(loss_compiled, loss_eager, atol=1e-12, rtol=1e-12)
         for (name, a), b in zip(compiled.named_parameters(), eager.parameters()):
             assert a.grad is not None, name
-            torch.testing.assert_close(a.grad, b.grad, atol=1e-12, rtol=1e-10,
-                                       msg=lambda m: f"step {i} {name}: {m}")
+            torch.testing.assert_close(
+                a.grad,
+                b.grad,
+                atol=1e-12,
+                rtol=1e-10,
+                msg=lambda m, i=i, name=name: f"step {i} {name}: {m}",
+            )
         opt_eager.step()
         opt_compiled.step()
         opt_eager.zero_grad()
         opt_compiled.zero_grad()
     # the steps did train: parameters moved, identically
     for (name, a), b in zip(compiled.named_parameters(), eager.parameters()):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            a, b, atol=1e-12, rtol=1e-10, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def _calls(gm):
@@ -91,7 +103,6 @@ def test_compiled_graph_holds_the_fastrnn_ops(cell):
     assert backward[f"fastrnn.{OP[cell]}_backward.default"] == 2
 
 
-
 @pytest.mark.parametrize("cell", list(MODULES))
 def test_compiled_inference_matches_eager(cell):
     """Under no_grad the ops run with training=False (no workspace), traced too."""
@@ -99,8 +110,9 @@ def test_compiled_inference_matches_eager(cell):
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     tokens = torch.randint(0, VOCAB, (4, 7))
     with torch.no_grad():
-        torch.testing.assert_close(compiled(tokens, tokens), model(tokens, tokens),
-                                   atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(
+            compiled(tokens, tokens), model(tokens, tokens), atol=1e-12, rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
@@ -113,13 +125,17 @@ def test_compiled_bidirectional_sgd_steps_match_torch(cell):
     opt_ours = torch.optim.SGD(ours.parameters(), lr=0.5)
     x, hx, upstream = make_inputs(ref, 5, 2, torch.float64)
     before = [p.detach().clone() for p in ref.parameters()]
-    for step in range(2):
+    for _ in range(2):
         expected = forward_backward(ref, x, hx, upstream)
-        got = {k.replace("_orig_mod.", ""): v
-               for k, v in forward_backward(compiled, x, hx, upstream).items()}
+        got = {
+            k.replace("_orig_mod.", ""): v
+            for k, v in forward_backward(compiled, x, hx, upstream).items()
+        }
         compare(got, expected, atol=1e-10, rtol=1e-10)
         opt_ref.step()
         opt_ours.step()
     for (name, a), b, b0 in zip(ours.named_parameters(), ref.parameters(), before):
         assert not torch.equal(b, b0), f"{name} did not train"
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            a, b, atol=1e-10, rtol=1e-10, msg=lambda m, name=name: f"{name}: {m}"
+        )

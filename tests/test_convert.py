@@ -47,8 +47,14 @@ def test_convert_swaps_every_kind_and_keeps_parameters():
     assert fastrnn.convert(model) is model
     assert torch.equal(rng, torch.get_rng_state()), "convert drew random numbers"
     assert not [m for m in model.modules() if type(m) in KINDS]
-    assert {type(m) for m in model.modules()} >= {fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU,
-                                                  fastrnn.RNNCell, fastrnn.LSTMCell, fastrnn.GRUCell}
+    assert {type(m) for m in model.modules()} >= {
+        fastrnn.RNN,
+        fastrnn.LSTM,
+        fastrnn.GRU,
+        fastrnn.RNNCell,
+        fastrnn.LSTMCell,
+        fastrnn.GRUCell,
+    }
     assert all(p is params[n] for n, p in model.named_parameters())
     assert model.lstm.proj_size == 3 and model.lstm.weight_hr_l0 is params["lstm.weight_hr_l0"]
     assert state.keys() == model.state_dict().keys()
@@ -77,8 +83,9 @@ def test_convert_root_module_and_unsupported_left_with_warning():
     converted = fastrnn.convert(lstm)
     assert type(converted) is fastrnn.LSTM and converted.weight_hr_l0 is lstm.weight_hr_l0
     assert converted.proj_size == 2
-    model = nn.Sequential(nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2, device="meta"),
-                          nn.LSTMCell(2, 2, device="meta"))
+    model = nn.Sequential(
+        nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 2, device="meta"), nn.LSTMCell(2, 2, device="meta")
+    )
     with pytest.warns(UserWarning) as record:
         fastrnn.convert(model)
     assert type(model[0]) is fastrnn.LSTM
@@ -140,17 +147,31 @@ class OwnForward(nn.LSTM):
 PARAMETRIZED = "its weights are computed by parametrizations"
 
 
-@pytest.mark.parametrize("make,why", [
-    pytest.param(lambda: OwnForward(3, 4),
-                 "its class OwnForward subclasses torch.nn.LSTM and may have its own forward",
-                 id="subclass"),
-    pytest.param(lambda: parametrizations.weight_norm(nn.GRU(3, 4), "weight_hh_l0"),
-                 PARAMETRIZED, id="weight_norm"),
-    pytest.param(lambda: parametrizations.spectral_norm(nn.RNNCell(3, 4), "weight_hh"),
-                 PARAMETRIZED, id="spectral_norm"),
-    pytest.param(lambda: parametrizations.orthogonal(nn.LSTMCell(3, 4), "weight_hh"),
-                 PARAMETRIZED, id="orthogonal"),
-])
+@pytest.mark.parametrize(
+    "make,why",
+    [
+        pytest.param(
+            lambda: OwnForward(3, 4),
+            "its class OwnForward subclasses torch.nn.LSTM and may have its own forward",
+            id="subclass",
+        ),
+        pytest.param(
+            lambda: parametrizations.weight_norm(nn.GRU(3, 4), "weight_hh_l0"),
+            PARAMETRIZED,
+            id="weight_norm",
+        ),
+        pytest.param(
+            lambda: parametrizations.spectral_norm(nn.RNNCell(3, 4), "weight_hh"),
+            PARAMETRIZED,
+            id="spectral_norm",
+        ),
+        pytest.param(
+            lambda: parametrizations.orthogonal(nn.LSTMCell(3, 4), "weight_hh"),
+            PARAMETRIZED,
+            id="orthogonal",
+        ),
+    ],
+)
 def test_subclasses_and_parametrized_modules_left_with_a_warning(make, why):
     module = make()
     model = nn.Sequential(module, nn.GRU(3, 4))
@@ -172,7 +193,10 @@ def test_deprecated_weight_norm_left_with_a_warning():
 def test_hooks_carry_over():
     lstm = nn.LSTM(3, 4)
     calls = []
-    record = lambda what: lambda module, *args: calls.append((what, type(module)))
+
+    def record(what):
+        return lambda module, *args: calls.append((what, type(module)))
+
     handle = lstm.register_forward_hook(record("forward"))
     lstm.register_forward_pre_hook(record("forward_pre"))
     lstm.register_full_backward_hook(record("backward"))
@@ -184,9 +208,17 @@ def test_hooks_carry_over():
     x = torch.randn(5, 2, 3, requires_grad=True)
     converted(x)[0].sum().backward()
     converted.load_state_dict(converted.state_dict())
-    assert calls == [(what, fastrnn.LSTM) for what in (
-        "forward_pre", "forward", "backward", "state_dict", "load_state_dict_pre",
-        "load_state_dict_post")]
+    assert calls == [
+        (what, fastrnn.LSTM)
+        for what in (
+            "forward_pre",
+            "forward",
+            "backward",
+            "state_dict",
+            "load_state_dict_pre",
+            "load_state_dict_post",
+        )
+    ]
     handle.remove()  # the handles still work on the replacement
     calls.clear()
     converted(x)

@@ -17,7 +17,9 @@ SEQ_LEN, BATCH, INPUT, HIDDEN = 6, 4, 3, 5
 
 def make_model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(fastrnn.LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True)).double()
+    return torch.nn.Sequential(
+        fastrnn.LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True)
+    ).double()
 
 
 def make_batch():
@@ -53,8 +55,10 @@ def _rank_main(rank, world, port, out_dir):
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available")
+@pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="torch.distributed with gloo is not available",
+)
 def test_ddp_two_processes_match_one_process(tmp_path):
     mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     model = make_model()
@@ -62,5 +66,6 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     for rank in range(2):
         grads = torch.load(tmp_path / f"grads{rank}.pt")
         for name, p in model[0].named_parameters():
-            torch.testing.assert_close(grads[f"0.{name}"], p.grad, atol=1e-12, rtol=1e-10,
-                                       msg=f"rank {rank} {name}")
+            torch.testing.assert_close(
+                grads[f"0.{name}"], p.grad, atol=1e-12, rtol=1e-10, msg=f"rank {rank} {name}"
+            )

@@ -6,14 +6,23 @@ float16 and bfloat16 by the project's rule against float64."""
 
 import pytest
 import torch
+from test_cells import CELLS as CELL_KINDS
+from test_cells import cell_pair
+from test_uses_fastrnn_ops import TORCH_RNN_OP, OpRecorder
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import fastrnn
-from helpers import (CELLS, cast_module, compare, float32_excess, make_inputs, make_pair,
-                      precision_excess)
-from test_cells import CELLS as CELL_KINDS, cell_pair
-from test_uses_fastrnn_ops import TORCH_RNN_OP, OpRecorder
+
+from helpers import (
+    CELLS,
+    cast_module,
+    compare,
+    float32_excess,
+    make_inputs,
+    make_pair,
+    precision_excess,
+)
 
 CELL_IDS = list(CELLS)
 T, B, I, H = 3, 3, 2, 3
@@ -31,8 +40,12 @@ VARIANTS = {
 }
 # lengths of the B sequences of the packed cases, and enforce_sorted
 PACKED = {"packed_sorted": ([3, 2, 1], True), "packed_unsorted": ([2, 3, 1], False)}
-MODULE_CASES = [(cell, variant) for cell in CELL_IDS for variant in VARIANTS
-                if variant != "proj_size" or cell == "lstm"]
+MODULE_CASES = [
+    (cell, variant)
+    for cell in CELL_IDS
+    for variant in VARIANTS
+    if variant != "proj_size" or cell == "lstm"
+]
 
 
 class _Case:
@@ -64,8 +77,10 @@ class _Case:
         def f(x, *tensors):
             return self.run(module, x, *tensors[:n], params=dict(zip(names, tensors[n:])))
 
-        leaves = [t.detach().clone().requires_grad_()
-                  for t in (self.x, *self.states, *module.parameters())]
+        leaves = [
+            t.detach().clone().requires_grad_()
+            for t in (self.x, *self.states, *module.parameters())
+        ]
         return f, leaves
 
 
@@ -79,11 +94,17 @@ def _second_order(module, run, x, states, seed=0):
     penalty, the squared norm of those; and a Hessian-vector product, the
     gradient of sum(v * gradients). u and v are fixed random tensors."""
     generator = torch.Generator().manual_seed(seed)
-    randn_like = lambda t: torch.randn(t.shape, generator=generator, dtype=t.dtype)
+
+    def randn_like(t):
+        return torch.randn(t.shape, generator=generator, dtype=t.dtype)
+
     module.zero_grad(set_to_none=True)
     leaves = _leaves(x, states)
-    names = ["input", *(f"state{i}" for i in range(len(states))),
-             *(n for n, _ in module.named_parameters())]
+    names = [
+        "input",
+        *(f"state{i}" for i in range(len(states))),
+        *(n for n, _ in module.named_parameters()),
+    ]
     wrt = leaves + list(module.parameters())
     outputs = run(module, *leaves)
     loss = sum((o * randn_like(o)).sum() for o in outputs)
@@ -99,6 +120,7 @@ def _second_order(module, run, x, states, seed=0):
 
 # --- the modules -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cell,variant", MODULE_CASES)
 def test_gradgradcheck_modules(cell, variant):
     case = _Case(cell, variant)
@@ -112,8 +134,11 @@ def test_second_order_matches_torch(cell, variant):
     input, states and every parameter, are torch.nn's; so are the first-order
     gradients taken with create_graph=True."""
     case = _Case(cell, variant)
-    compare(_second_order(case.ours, case.run, case.x, case.states),
-            _second_order(case.ref, case.run, case.x, case.states), **F64_TOL)
+    compare(
+        _second_order(case.ours, case.run, case.x, case.states),
+        _second_order(case.ref, case.run, case.x, case.states),
+        **F64_TOL,
+    )
 
 
 @pytest.mark.parametrize("cell", CELL_IDS)
@@ -127,8 +152,11 @@ def test_second_order_with_dropout_matches_torch(cell):
     got = _second_order(case.ours, case.run, case.x, case.states)
     compare(got, expected, **F64_TOL)
     case.ours.eval()  # and dropout did act
-    assert not torch.allclose(_second_order(case.ours, case.run, case.x, case.states)["grad_input"],
-                              got["grad_input"], atol=1e-3)
+    assert not torch.allclose(
+        _second_order(case.ours, case.run, case.x, case.states)["grad_input"],
+        got["grad_input"],
+        atol=1e-3,
+    )
 
 
 @pytest.mark.parametrize("cell", CELL_IDS)
@@ -136,13 +164,17 @@ def test_create_graph_first_order_unchanged(cell):
     """Gradients taken with create_graph=True (computed by differentiable
     operations) equal those of a plain backward (the fused backward op)."""
     case = _Case(cell, "packed_unsorted")
-    wrt = lambda leaves: leaves + list(case.ours.parameters())
+
+    def wrt(leaves):
+        return leaves + list(case.ours.parameters())
+
     grads = {}
     for create_graph in (False, True):
         leaves = _leaves(case.x, case.states)
         outputs = case.run(case.ours, *leaves)
-        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum()
-                   for o in outputs)
+        loss = sum(
+            (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outputs
+        )
         grads[create_graph] = torch.autograd.grad(loss, wrt(leaves), create_graph=create_graph)
     for plain, graphed in zip(grads[False], grads[True]):
         assert graphed.requires_grad and not plain.requires_grad
@@ -159,8 +191,9 @@ def test_create_graph_under_autocast_matches_plain_backward():
     for create_graph in (False, True):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             output, _ = ours(x)
-            grads[create_graph] = torch.autograd.grad(output.pow(2).sum(), [x, *ours.parameters()],
-                                                      create_graph=create_graph)
+            grads[create_graph] = torch.autograd.grad(
+                output.pow(2).sum(), [x, *ours.parameters()], create_graph=create_graph
+            )
     for plain, graphed in zip(grads[False], grads[True]):
         assert graphed.dtype == plain.dtype == torch.float32
         torch.testing.assert_close(graphed, plain, atol=1e-6, rtol=1e-5)
@@ -198,8 +231,12 @@ def test_low_precision_second_order_within_twice_torch(cell, dtype):
     case = _Case(cell, "layers2_bidirectional", dtype=dtype)
     as64 = [t.double() for t in (case.x, *case.states)]
     truth = _second_order(cast_module(case.ref, torch.float64), case.run, as64[0], as64[1:])
-    bad = precision_excess(_second_order(case.ours, case.run, case.x, case.states),
-                           _second_order(case.ref, case.run, case.x, case.states), truth, dtype)
+    bad = precision_excess(
+        _second_order(case.ours, case.run, case.x, case.states),
+        _second_order(case.ref, case.run, case.x, case.states),
+        truth,
+        dtype,
+    )
     assert not bad, f"fastrnn {dtype} less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 
@@ -215,6 +252,7 @@ def test_create_graph_step_runs_fastrnn_forward():
 
 # --- the cells ---------------------------------------------------------------------------
 
+
 def _cell_run(module, x, *states):
     out = module(x, states if len(states) == 2 else states[0])
     return out if isinstance(out, tuple) else (out,)
@@ -224,8 +262,9 @@ def _cell_inputs(cell, batch):
     """x [batch, 5] and the states [batch, 7]; batch None: unbatched."""
     shape = () if batch is None else (batch,)
     x = torch.randn(*shape, 5, dtype=torch.float64)
-    states = tuple(torch.randn(*shape, 7, dtype=torch.float64)
-                   for _ in range(2 if cell == "lstm" else 1))
+    states = tuple(
+        torch.randn(*shape, 7, dtype=torch.float64) for _ in range(2 if cell == "lstm" else 1)
+    )
     return x, states
 
 
@@ -236,8 +275,10 @@ def test_gradgradcheck_cells(cell, batched):
     x, states = _cell_inputs(cell, B if batched else None)
     names = [n for n, _ in ours.named_parameters()]
     n = len(states)
-    f = lambda x, *t: _cell_run(lambda *a: functional_call(ours, dict(zip(names, t[n:])), a),
-                                x, *t[:n])
+
+    def f(x, *t):
+        return _cell_run(lambda *a: functional_call(ours, dict(zip(names, t[n:])), a), x, *t[:n])
+
     leaves = [t.detach().clone().requires_grad_() for t in (x, *states, *ours.parameters())]
     assert torch.autograd.gradgradcheck(f, leaves)
 
@@ -248,11 +289,15 @@ def test_gradgradcheck_cells(cell, batched):
 def test_cells_second_order_matches_torch(cell, bias, batch):
     ref, ours = cell_pair(cell, bias=bias)
     x, states = _cell_inputs(cell, batch)
-    compare(_second_order(ours, _cell_run, x, states), _second_order(ref, _cell_run, x, states),
-            **F64_TOL)
+    compare(
+        _second_order(ours, _cell_run, x, states),
+        _second_order(ref, _cell_run, x, states),
+        **F64_TOL,
+    )
 
 
 # --- the ops, called directly (their torch.library autograd registration) --------------
+
 
 def _op_function(cell, reverse, packed):
     """f(input, hx[, cx], w_ih, w_hh, b_ih, b_hh[, w_hr]) -> the forward op's
@@ -263,10 +308,12 @@ def _op_function(cell, reverse, packed):
     x = torch.randn((8, I) if packed else (4, B, I), dtype=torch.float64)
     tensors = [x, torch.randn(B, P, dtype=torch.float64)]
     tensors += [torch.randn(B, H, dtype=torch.float64)] if cell == "lstm" else []
-    tensors += [torch.randn(gates * H, I, dtype=torch.float64),
-                torch.randn(gates * H, P, dtype=torch.float64),
-                torch.randn(gates * H, dtype=torch.float64),
-                torch.randn(gates * H, dtype=torch.float64)]
+    tensors += [
+        torch.randn(gates * H, I, dtype=torch.float64),
+        torch.randn(gates * H, P, dtype=torch.float64),
+        torch.randn(gates * H, dtype=torch.float64),
+        torch.randn(gates * H, dtype=torch.float64),
+    ]
     tensors += [torch.randn(P, H, dtype=torch.float64)] if cell == "lstm" else []
     op = getattr(torch.ops.fastrnn, f"{cell}_forward")
     flags = {"rnn": (reverse, False, True), "gru": (reverse, True), "lstm": (reverse, True)}[cell]
@@ -277,8 +324,9 @@ def _op_function(cell, reverse, packed):
     return f, [t.requires_grad_() for t in tensors]
 
 
-@pytest.mark.parametrize("packed,reverse", [(False, False), (True, True)],
-                         ids=["padded", "packed_reverse"])
+@pytest.mark.parametrize(
+    "packed,reverse", [(False, False), (True, True)], ids=["padded", "packed_reverse"]
+)
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_gradgradcheck_ops_called_directly(cell, packed, reverse):
     f, leaves = _op_function(cell, reverse, packed)
@@ -286,6 +334,7 @@ def test_gradgradcheck_ops_called_directly(cell, packed, reverse):
 
 
 # --- torch.compile -----------------------------------------------------------------------
+
 
 def test_compiled_double_backward_raises():
     """AOTAutograd has no double backward; through a compiled fastrnn module it

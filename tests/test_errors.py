@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import fastrnn
+
 from helpers import CELLS, make_pair
 
 CELL_IDS = list(CELLS)
@@ -37,13 +38,15 @@ def _pair(cell):
 
 # --- the modules ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(I,), (2, 5, B, I)], ids=["1d", "4d"])
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_wrong_input_dims(cell, shape):
     ref, ours = _pair(cell)
     x = torch.randn(shape)
-    _raises_like_torch(ref, ours, lambda m: m(x), ValueError,
-                       rf"Expected input to be 2D or 3D, got {len(shape)}D")
+    _raises_like_torch(
+        ref, ours, lambda m: m(x), ValueError, rf"Expected input to be 2D or 3D, got {len(shape)}D"
+    )
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
@@ -51,20 +54,27 @@ def test_wrong_input_dims(cell, shape):
 def test_wrong_feature_size(cell, batched):
     ref, ours = _pair(cell)
     x = torch.randn((5, B, I + 3) if batched else (5, I + 3))
-    _raises_like_torch(ref, ours, lambda m: m(x), RuntimeError,
-                       rf"input.size\(-1\) must be equal to input_size. Expected {I}, got {I + 3}")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x),
+        RuntimeError,
+        rf"input.size\(-1\) must be equal to input_size. Expected {I}, got {I + 3}",
+    )
 
 
-@pytest.mark.parametrize("shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H - 1)],
-                         ids=["batch", "layers", "hidden"])
+@pytest.mark.parametrize(
+    "shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H - 1)], ids=["batch", "layers", "hidden"]
+)
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_hx_wrong_shape(cell, shape):
     ref, ours = _pair(cell)
     hx = _states(cell, shape, c_shape=(L, B, H))
     x = torch.randn(5, B, I)
     size = rf"\({L}, {B}, {H}\), got \[{', '.join(map(str, shape))}\]"
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       rf"Expected hidden(\[0\])? size {size}")
+    _raises_like_torch(
+        ref, ours, lambda m: m(x, hx), RuntimeError, rf"Expected hidden(\[0\])? size {size}"
+    )
 
 
 @pytest.mark.parametrize("shape", [(B, H), (L, H - 1)], ids=["batch", "hidden"])
@@ -73,8 +83,13 @@ def test_unbatched_hx_wrong_shape(cell, shape):
     ref, ours = _pair(cell)
     x = torch.randn(5, I)
     hx = _states(cell, shape, c_shape=(L, H))
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       rf"Expected hidden(\[0\])? size \({L}, 1, {H}\)")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x, hx),
+        RuntimeError,
+        rf"Expected hidden(\[0\])? size \({L}, 1, {H}\)",
+    )
 
 
 @pytest.mark.parametrize("cell", CELL_IDS)
@@ -82,8 +97,13 @@ def test_hx_2d_with_3d_input(cell):
     ref, ours = _pair(cell)
     x = torch.randn(5, B, I)
     hx = _states(cell, (L, H))
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       r"For batched 3-D input, hx (and cx )?should also be 3-D but got \(?2-D")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x, hx),
+        RuntimeError,
+        r"For batched 3-D input, hx (and cx )?should also be 3-D but got \(?2-D",
+    )
 
 
 @pytest.mark.parametrize("cell", CELL_IDS)
@@ -91,18 +111,25 @@ def test_hx_3d_with_2d_input(cell):
     ref, ours = _pair(cell)
     x = torch.randn(5, I)
     hx = _states(cell, (L, B, H))
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       r"For unbatched 2-D input, hx (and cx )?should also be 2-D but got \(?3-D")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x, hx),
+        RuntimeError,
+        r"For unbatched 2-D input, hx (and cx )?should also be 2-D but got \(?3-D",
+    )
 
 
-@pytest.mark.parametrize("c_shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H + 1)],
-                         ids=["batch", "layers", "hidden"])
+@pytest.mark.parametrize(
+    "c_shape", [(L, B + 1, H), (L + 1, B, H), (L, B, H + 1)], ids=["batch", "layers", "hidden"]
+)
 def test_lstm_c0_wrong_shape(c_shape):
     ref, ours = _pair("lstm")
     x = torch.randn(5, B, I)
     hx = _states("lstm", (L, B, H), c_shape=c_shape)
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       rf"Expected hidden\[1\] size \({L}, {B}, {H}\)")
+    _raises_like_torch(
+        ref, ours, lambda m: m(x, hx), RuntimeError, rf"Expected hidden\[1\] size \({L}, {B}, {H}\)"
+    )
 
 
 @pytest.mark.parametrize("cell,which", [(c, "h0") for c in CELL_IDS] + [("lstm", "c0")])
@@ -125,8 +152,13 @@ def test_input_dtype_not_weight_dtype(cell, dtype):
     model_dtype = torch.float64 if dtype == torch.float32 else torch.float32
     ref, ours = (m.to(model_dtype) for m in _pair(cell))
     x = torch.randn(5, B, I, dtype=dtype)
-    _raises_like_torch(ref, ours, lambda m: m(x), ValueError,
-                       rf"input dtype \({dtype}\) does not match weight dtype")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x),
+        ValueError,
+        rf"input dtype \({dtype}\) does not match weight dtype",
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.complex64])
@@ -136,16 +168,27 @@ def test_unsupported_input_dtype(cell, dtype):
     ops.layer with a TypeError naming the input."""
     ref, ours = _pair(cell)
     x = torch.ones(5, B, I, dtype=dtype)
-    _raises_like_torch(ref, ours, lambda m: m(x), ValueError,
-                       rf"input dtype \({dtype}\) does not match weight dtype")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x),
+        ValueError,
+        rf"input dtype \({dtype}\) does not match weight dtype",
+    )
     op = {"lstm": "lstm", "gru": "gru"}.get(cell, "rnn")
     with pytest.raises(TypeError, match=rf"fastrnn: input: expected dtype .* got {dtype}"):
-        fastrnn.ops.layer(op, x, torch.zeros(B, H), torch.zeros(B, H) if op == "lstm" else None,
-                          **ours._layer_weights(0))
+        fastrnn.ops.layer(
+            op,
+            x,
+            torch.zeros(B, H),
+            torch.zeros(B, H) if op == "lstm" else None,
+            **ours._layer_weights(0),
+        )
 
 
-@pytest.mark.parametrize("proj_size", [3, H, H + 1, -1], ids=["valid", "eq_hidden", "gt_hidden",
-                                                                "negative"])
+@pytest.mark.parametrize(
+    "proj_size", [3, H, H + 1, -1], ids=["valid", "eq_hidden", "gt_hidden", "negative"]
+)
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_proj_size_accepted_or_refused_like_torch(cell, proj_size):
     """proj_size: LSTM takes 0 < proj_size < hidden_size, RNN and GRU none;
@@ -171,12 +214,20 @@ def test_lstm_proj_state_wrong_size_like_torch(which):
     P = 2
     ref, ours = make_pair("lstm", I, H, dtype=torch.float32, num_layers=L, proj_size=P)
     x = torch.randn(5, B, I)
-    hx = (torch.randn(L, B, H), torch.randn(L, B, H)) if which == "h0" else \
-        (torch.randn(L, B, P), torch.randn(L, B, P))
+    hx = (
+        (torch.randn(L, B, H), torch.randn(L, B, H))
+        if which == "h0"
+        else (torch.randn(L, B, P), torch.randn(L, B, P))
+    )
     index = 0 if which == "h0" else 1
     size = P if which == "h0" else H
-    _raises_like_torch(ref, ours, lambda m: m(x, hx), RuntimeError,
-                       rf"Expected hidden\[{index}\] size \({L}, {B}, {size}\)")
+    _raises_like_torch(
+        ref,
+        ours,
+        lambda m: m(x, hx),
+        RuntimeError,
+        rf"Expected hidden\[{index}\] size \({L}, {B}, {size}\)",
+    )
 
 
 def test_unknown_nonlinearity_like_torch():
@@ -194,10 +245,19 @@ T_OP = 4
 def _op_args(**override):
     """Valid lstm_forward arguments (packed, T_OP steps), with overrides."""
     bs = torch.tensor([3, 3, 2, 1])
-    args = dict(input=torch.randn(int(bs.sum()), I), hx=torch.randn(B, H),
-                cx=torch.randn(B, H), w_ih=torch.randn(4 * H, I), w_hh=torch.randn(4 * H, H),
-                b_ih=torch.randn(4 * H), b_hh=torch.randn(4 * H), w_hr=None, batch_sizes=bs,
-                reverse=False, training=True)
+    args = dict(
+        input=torch.randn(int(bs.sum()), I),
+        hx=torch.randn(B, H),
+        cx=torch.randn(B, H),
+        w_ih=torch.randn(4 * H, I),
+        w_hh=torch.randn(4 * H, H),
+        b_ih=torch.randn(4 * H),
+        b_hh=torch.randn(4 * H),
+        w_hr=None,
+        batch_sizes=bs,
+        reverse=False,
+        training=True,
+    )
     args.update(override)
     return args
 
@@ -216,57 +276,89 @@ BAD_FORWARD = {
     "hx hidden": (dict(hx=torch.randn(B, H + 1)), r"hx: expected shape \[3, 6\]"),
     "hx dtype": (dict(hx=torch.randn(B, H, dtype=torch.float64)), "hx: expected dtype"),
     "cx shape": (dict(cx=torch.randn(B, H + 1)), r"cx: expected shape \[3, 6\]"),
-    "input dtype": (dict(input=torch.ones(9, I, dtype=torch.long)),
-                    "input: expected dtype float32 or float64"),
+    "input dtype": (
+        dict(input=torch.ones(9, I, dtype=torch.long)),
+        "input: expected dtype float32 or float64",
+    ),
     "input features": (dict(input=torch.randn(9, I + 1)), "input: expected input_size 4"),
     "input dims with batch_sizes": (dict(input=torch.randn(3, 3, I)), "input: expected 2 dim"),
-    "batch_sizes increasing": (dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
-                               r"batch_sizes\[2\] = 3 > batch_sizes\[1\] = 2: expected non-increasing"),
+    "batch_sizes increasing": (
+        dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
+        r"batch_sizes\[2\] = 3 > batch_sizes\[1\] = 2: expected non-increasing",
+    ),
     # zeros are valid (steps without sequences, as torch.nn allows): test_robustness.py
-    "batch_sizes negative": (dict(batch_sizes=torch.tensor([3, 3, 3, -1])),
-                             r"batch_sizes\[3\] = -1: expected non-negative"),
-    "batch_sizes sum": (dict(batch_sizes=torch.tensor([3, 3, 1, 1])),
-                        "batch_sizes sum to 8 but input has 9 rows"),
-    "batch_sizes dtype": (dict(batch_sizes=torch.tensor([3, 3, 2, 1], dtype=torch.int32)),
-                          "batch_sizes: expected a 1-D int64 CPU tensor"),
-    "batch_sizes dims": (dict(batch_sizes=torch.tensor([[3, 3], [2, 1]])),
-                         "batch_sizes: expected a 1-D int64 CPU tensor"),
-    "batch_sizes empty": (dict(batch_sizes=torch.zeros(0, dtype=torch.long),
-                               input=torch.randn(0, I)),
-                          "Expected sequence length to be larger than 0"),
-    "padded input dims": (dict(batch_sizes=None, input=torch.randn(9, I)),
-                          "input: expected 3 dimensions"),
-    "padded hx batch": (dict(batch_sizes=None, input=torch.randn(T_OP, B + 1, I)),
-                        "hx: expected batch 4"),
+    "batch_sizes negative": (
+        dict(batch_sizes=torch.tensor([3, 3, 3, -1])),
+        r"batch_sizes\[3\] = -1: expected non-negative",
+    ),
+    "batch_sizes sum": (
+        dict(batch_sizes=torch.tensor([3, 3, 1, 1])),
+        "batch_sizes sum to 8 but input has 9 rows",
+    ),
+    "batch_sizes dtype": (
+        dict(batch_sizes=torch.tensor([3, 3, 2, 1], dtype=torch.int32)),
+        "batch_sizes: expected a 1-D int64 CPU tensor",
+    ),
+    "batch_sizes dims": (
+        dict(batch_sizes=torch.tensor([[3, 3], [2, 1]])),
+        "batch_sizes: expected a 1-D int64 CPU tensor",
+    ),
+    "batch_sizes empty": (
+        dict(batch_sizes=torch.zeros(0, dtype=torch.long), input=torch.randn(0, I)),
+        "Expected sequence length to be larger than 0",
+    ),
+    "padded input dims": (
+        dict(batch_sizes=None, input=torch.randn(9, I)),
+        "input: expected 3 dimensions",
+    ),
+    "padded hx batch": (
+        dict(batch_sizes=None, input=torch.randn(T_OP, B + 1, I)),
+        "hx: expected batch 4",
+    ),
 }
 
 
 # with a projection w_hr [P, H]: h has P features, w_hh P columns
 P_OP = 2
 PROJ = dict(hx=torch.randn(B, P_OP), w_hh=torch.randn(4 * H, P_OP), w_hr=torch.randn(P_OP, H))
-BAD_FORWARD.update({
-    "w_hr shape": (dict(PROJ, w_hr=torch.randn(P_OP, H + 1)), r"w_hr: expected shape \[2, 6\]"),
-    "w_hr transposed": (dict(PROJ, w_hr=torch.randn(H, P_OP)), r"w_hr: expected shape \[2, 6\]"),
-    "w_hr dims": (dict(PROJ, w_hr=torch.randn(P_OP * H)), "w_hr: expected 2 dimensions"),
-    "w_hr dtype": (dict(PROJ, w_hr=torch.randn(P_OP, H, dtype=torch.float64)),
-                   "w_hr: expected dtype"),
-    "w_hr not smaller": (dict(PROJ, hx=torch.randn(B, H), w_hh=torch.randn(4 * H, H),
-                              w_hr=torch.randn(H, H)),
-                         "w_hr: expected 0 < proj_size < hidden_size, got proj_size 6"),
-    "w_hh rows with w_hr": (dict(PROJ, w_hh=torch.randn(4 * H + 1, P_OP)),
-                            "w_hh: expected 4 \\* hidden_size rows"),
-    "hx hidden with w_hr": (dict(PROJ, hx=torch.randn(B, H)), r"hx: expected shape \[3, 2\]"),
-    "cx proj with w_hr": (dict(PROJ, cx=torch.randn(B, P_OP)), r"cx: expected shape \[3, 6\]"),
-    "w_ih with w_hr": (dict(PROJ, w_ih=torch.randn(4 * P_OP, I)), r"w_ih: expected shape \[24, 4\]"),
-    "hx proj without w_hr": (dict(hx=torch.randn(B, P_OP)), r"hx: expected shape \[3, 6\]"),
-})
+BAD_FORWARD.update(
+    {
+        "w_hr shape": (dict(PROJ, w_hr=torch.randn(P_OP, H + 1)), r"w_hr: expected shape \[2, 6\]"),
+        "w_hr transposed": (
+            dict(PROJ, w_hr=torch.randn(H, P_OP)),
+            r"w_hr: expected shape \[2, 6\]",
+        ),
+        "w_hr dims": (dict(PROJ, w_hr=torch.randn(P_OP * H)), "w_hr: expected 2 dimensions"),
+        "w_hr dtype": (
+            dict(PROJ, w_hr=torch.randn(P_OP, H, dtype=torch.float64)),
+            "w_hr: expected dtype",
+        ),
+        "w_hr not smaller": (
+            dict(PROJ, hx=torch.randn(B, H), w_hh=torch.randn(4 * H, H), w_hr=torch.randn(H, H)),
+            "w_hr: expected 0 < proj_size < hidden_size, got proj_size 6",
+        ),
+        "w_hh rows with w_hr": (
+            dict(PROJ, w_hh=torch.randn(4 * H + 1, P_OP)),
+            "w_hh: expected 4 \\* hidden_size rows",
+        ),
+        "hx hidden with w_hr": (dict(PROJ, hx=torch.randn(B, H)), r"hx: expected shape \[3, 2\]"),
+        "cx proj with w_hr": (dict(PROJ, cx=torch.randn(B, P_OP)), r"cx: expected shape \[3, 6\]"),
+        "w_ih with w_hr": (
+            dict(PROJ, w_ih=torch.randn(4 * P_OP, I)),
+            r"w_ih: expected shape \[24, 4\]",
+        ),
+        "hx proj without w_hr": (dict(hx=torch.randn(B, P_OP)), r"hx: expected shape \[3, 6\]"),
+    }
+)
 
 
 def _on(device, args):
     """args with every tensor on `device`, but batch_sizes (a CPU tensor on
     every device, as in torch.nn)."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) and k != "batch_sizes" else v
-            for k, v in args.items()}
+    return {
+        k: v.to(device) if isinstance(v, torch.Tensor) and k != "batch_sizes" else v
+        for k, v in args.items()
+    }
 
 
 # "meta" runs the fake kernel, which must refuse what the real op refuses, in
@@ -300,9 +392,14 @@ def test_fake_kernels_answer_for_meta_tensors(op):
     """All arguments on meta: shapes, dtypes and devices of the real op's results."""
     a = _op_args(batch_sizes=None, input=torch.randn(T_OP, B, I))
     G = {"rnn": 1, "gru": 3, "lstm": 4}[op]
-    a.update(w_ih=torch.randn(G * H, I), w_hh=torch.randn(G * H, H), b_ih=torch.randn(G * H),
-             b_hh=torch.randn(G * H))
+    a.update(
+        w_ih=torch.randn(G * H, I),
+        w_hh=torch.randn(G * H, H),
+        b_ih=torch.randn(G * H),
+        b_hh=torch.randn(G * H),
+    )
     common = (a["w_ih"], a["w_hh"], a["b_ih"], a["b_hh"])
+
     def run(device):
         x, hx, cx = (a[k].to(device) for k in ("input", "hx", "cx"))
         w = tuple(t.to(device) for t in common)
@@ -311,6 +408,7 @@ def test_fake_kernels_answer_for_meta_tensors(op):
         if op == "gru":
             return torch.ops.fastrnn.gru_forward(x, hx, *w, None, False, True)
         return torch.ops.fastrnn.rnn_forward(x, hx, *w, None, False, False, True)
+
     for real, fake in zip(run("cpu"), run("meta")):
         assert fake.device.type == "meta"
         assert (fake.shape, fake.dtype) == (real.shape, real.dtype)
@@ -338,51 +436,76 @@ def test_forward_op_wrong_gate_count(op):
 def _lstm_backward_args(projected=False, **override):
     a = _op_args(**(PROJ if projected else {}))
     output, h_n, c_n, workspace = _lstm_forward(a)
-    args = dict(grad_output=torch.randn_like(output), grad_h_n=torch.randn_like(h_n),
-                grad_c_n=torch.randn_like(c_n), input=a["input"], w_ih=a["w_ih"],
-                w_hh=a["w_hh"], w_hr=a["w_hr"], batch_sizes=a["batch_sizes"], reverse=False,
-                workspace=workspace)
+    args = dict(
+        grad_output=torch.randn_like(output),
+        grad_h_n=torch.randn_like(h_n),
+        grad_c_n=torch.randn_like(c_n),
+        input=a["input"],
+        w_ih=a["w_ih"],
+        w_hh=a["w_hh"],
+        w_hr=a["w_hr"],
+        batch_sizes=a["batch_sizes"],
+        reverse=False,
+        workspace=workspace,
+    )
     args.update(override)
     return args
 
 
 BAD_BACKWARD = {
-    "workspace empty": (dict(workspace=torch.empty(0, 9, H)),
-                        "workspace is empty: the forward ran with training=False"),
-    "workspace shape": (dict(workspace=torch.randn(5, 9, H)),
-                        r"workspace: expected shape \[7, 9, 6\]"),
+    "workspace empty": (
+        dict(workspace=torch.empty(0, 9, H)),
+        "workspace is empty: the forward ran with training=False",
+    ),
+    "workspace shape": (
+        dict(workspace=torch.randn(5, 9, H)),
+        r"workspace: expected shape \[7, 9, 6\]",
+    ),
     "grad_output shape": (dict(grad_output=torch.randn(9, H + 1)), "grad_output: expected shape"),
-    "grad_output dtype": (dict(grad_output=torch.randn(9, H, dtype=torch.float64)),
-                          "grad_output: expected dtype"),
+    "grad_output dtype": (
+        dict(grad_output=torch.randn(9, H, dtype=torch.float64)),
+        "grad_output: expected dtype",
+    ),
     "grad_h_n shape": (dict(grad_h_n=torch.randn(B, H + 1)), "grad_h_n: expected shape"),
     "grad_c_n shape": (dict(grad_c_n=torch.randn(B + 1, H)), "grad_c_n: expected shape"),
     "w_ih shape": (dict(w_ih=torch.randn(4 * H, I + 1)), "input: expected input_size 5"),
-    "batch_sizes non-monotone": (dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
-                                 r"batch_sizes\[2\] = 3 > batch_sizes\[1\] = 2: expected non-increasing"),
-    "batch_sizes sum": (dict(batch_sizes=torch.tensor([3, 2, 2, 1])),
-                        "batch_sizes sum to 8 but input has 9 rows"),
+    "batch_sizes non-monotone": (
+        dict(batch_sizes=torch.tensor([3, 2, 3, 1])),
+        r"batch_sizes\[2\] = 3 > batch_sizes\[1\] = 2: expected non-increasing",
+    ),
+    "batch_sizes sum": (
+        dict(batch_sizes=torch.tensor([3, 2, 2, 1])),
+        "batch_sizes sum to 8 but input has 9 rows",
+    ),
 }
 
 
-BAD_BACKWARD["w_hr without a projected forward"] = (dict(w_hr=torch.randn(P_OP, H)),
-                                                    r"w_hr: expected shape \[6, 6\]")
+BAD_BACKWARD["w_hr without a projected forward"] = (
+    dict(w_hr=torch.randn(P_OP, H)),
+    r"w_hr: expected shape \[6, 6\]",
+)
 # the same after a forward with the projection PROJ
 BAD_BACKWARD_PROJ = {
     "w_hr missing": (dict(w_hr=None), "w_hh: expected shape"),
     "w_hr shape": (dict(w_hr=torch.randn(P_OP + 1, H)), r"w_hr: expected shape \[2, 6\]"),
-    "grad_output hidden": (dict(grad_output=torch.randn(9, H)),
-                           r"grad_output: expected shape \[9, 2\]"),
+    "grad_output hidden": (
+        dict(grad_output=torch.randn(9, H)),
+        r"grad_output: expected shape \[9, 2\]",
+    ),
     "grad_h_n hidden": (dict(grad_h_n=torch.randn(B, H)), r"grad_h_n: expected shape \[3, 2\]"),
     "grad_c_n proj": (dict(grad_c_n=torch.randn(B, P_OP)), r"grad_c_n: expected shape \[3, 6\]"),
-    "workspace unprojected": (dict(workspace=torch.randn(7, 9, H)),
-                              r"workspace: expected shape \[8, 9, 6\]"),
+    "workspace unprojected": (
+        dict(workspace=torch.randn(7, 9, H)),
+        r"workspace: expected shape \[8, 9, 6\]",
+    ),
 }
 
 
 @pytest.mark.parametrize(
     "projected,override,match",
     [(False, *v) for v in BAD_BACKWARD.values()] + [(True, *v) for v in BAD_BACKWARD_PROJ.values()],
-    ids=list(BAD_BACKWARD) + [f"projected {k}" for k in BAD_BACKWARD_PROJ])
+    ids=list(BAD_BACKWARD) + [f"projected {k}" for k in BAD_BACKWARD_PROJ],
+)
 @pytest.mark.parametrize("device", DEVICES)
 def test_backward_op_bad_arguments(projected, override, match, device):
     args = _on(device, _lstm_backward_args(projected, **override))
@@ -391,8 +514,9 @@ def test_backward_op_bad_arguments(projected, override, match, device):
     assert "fastrnn.lstm_backward" in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["grad_output", "grad_h_n", "grad_c_n", "w_ih", "w_hh",
-                                  "workspace"])
+@pytest.mark.parametrize(
+    "name", ["grad_output", "grad_h_n", "grad_c_n", "w_ih", "w_hh", "workspace"]
+)
 def test_backward_op_argument_on_another_device(name):
     args = _lstm_backward_args()
     args[name] = args[name].to("meta")
@@ -427,9 +551,14 @@ def test_forward_mode_ad_is_refused(cell, how, grad_mode):
     test_double_backward.py."""
     module, x = _module_and_input(cell)
     tangent = torch.randn_like(x)
-    run = lambda x: module(x)[0]
-    with torch.set_grad_enabled(grad_mode), pytest.raises(
-            NotImplementedError, match="fastrnn: forward-mode AD .* is not supported"):
+
+    def run(x):
+        return module(x)[0]
+
+    with (
+        torch.set_grad_enabled(grad_mode),
+        pytest.raises(NotImplementedError, match="fastrnn: forward-mode AD .* is not supported"),
+    ):
         if how == "func_jvp":
             torch.func.jvp(run, (x,), (tangent,))
         else:
@@ -482,13 +611,16 @@ def _message(call):
 @pytest.mark.parametrize("override", [v[0] for v in BAD_FORWARD.values()], ids=BAD_FORWARD.keys())
 def test_fake_forward_refuses_in_the_real_ops_words(override):
     args = _op_args(**override)
-    assert (_message(lambda: _lstm_forward(_on("meta", args)))
-            == _message(lambda: _lstm_forward(_on("cpu", args))))
+    assert _message(lambda: _lstm_forward(_on("meta", args))) == _message(
+        lambda: _lstm_forward(_on("cpu", args))
+    )
 
 
-@pytest.mark.parametrize("override", [v[0] for v in BAD_BACKWARD.values()],
-                         ids=BAD_BACKWARD.keys())
+@pytest.mark.parametrize("override", [v[0] for v in BAD_BACKWARD.values()], ids=BAD_BACKWARD.keys())
 def test_fake_backward_refuses_in_the_real_ops_words(override):
     args = _lstm_backward_args(**override)
-    run = lambda device: torch.ops.fastrnn.lstm_backward(*_on(device, args).values())
+
+    def run(device):
+        return torch.ops.fastrnn.lstm_backward(*_on(device, args).values())
+
     assert _message(lambda: run("meta")) == _message(lambda: run("cpu"))

@@ -14,18 +14,25 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import fastrnn
+
 from helpers import CELLS, make_pair
 
 I, H, T, B = 3, 5, 6, 2
 
 # (cell, constructor kwargs): every cell, and the options that change the graph
-LAYERS = [("lstm", {}), ("gru", {"num_layers": 2, "bidirectional": True}),
-          ("rnn_tanh", {"batch_first": True}), ("rnn_relu", {"bias": False}),
-          ("lstm", {"proj_size": 2, "num_layers": 2})]
+LAYERS = [
+    ("lstm", {}),
+    ("gru", {"num_layers": 2, "bidirectional": True}),
+    ("rnn_tanh", {"batch_first": True}),
+    ("rnn_relu", {"bias": False}),
+    ("lstm", {"proj_size": 2, "num_layers": 2}),
+]
 LAYER_IDS = [f"{c}-{'-'.join(k) or 'plain'}" for c, k in LAYERS]
-CELL_CLASSES = {"rnn_cell": (torch.nn.RNNCell, fastrnn.RNNCell),
-                "lstm_cell": (torch.nn.LSTMCell, fastrnn.LSTMCell),
-                "gru_cell": (torch.nn.GRUCell, fastrnn.GRUCell)}
+CELL_CLASSES = {
+    "rnn_cell": (torch.nn.RNNCell, fastrnn.RNNCell),
+    "lstm_cell": (torch.nn.LSTMCell, fastrnn.LSTMCell),
+    "gru_cell": (torch.nn.GRUCell, fastrnn.GRUCell),
+}
 
 
 class Head(torch.nn.Module):
@@ -35,8 +42,11 @@ class Head(torch.nn.Module):
         super().__init__()
         self.rnn = rnn
         cell = isinstance(rnn, torch.nn.RNNCellBase)
-        features = rnn.hidden_size if cell else (
-            (rnn.proj_size or rnn.hidden_size) * (2 if rnn.bidirectional else 1))
+        features = (
+            rnn.hidden_size
+            if cell
+            else ((rnn.proj_size or rnn.hidden_size) * (2 if rnn.bidirectional else 1))
+        )
         self.linear = torch.nn.Linear(features, 2)
 
     def forward(self, x):
@@ -131,8 +141,7 @@ def _onnx_outputs(model, x, dynamo, run_with):
         dynamic = None
         if run_with.shape != x.shape:
             dynamic = ({1 if model.rnn.batch_first else 0: torch.export.Dim("T")},)
-        program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=dynamic,
-                                    verbose=False)
+        program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=dynamic, verbose=False)
         proto = program.model_proto.SerializeToString()
     else:
         buffer = io.BytesIO()
@@ -156,8 +165,10 @@ def test_onnx_export_runs_in_onnxruntime(name, kwargs, dynamo):
     onnx_operators = dynamo and "proj_size" not in kwargs
     run_with = x
     if onnx_operators and x.dim() == 3:
-        run_with = torch.cat([x, x[:3] if not kwargs.get("batch_first") else x[:, :3]],
-                             dim=1 if kwargs.get("batch_first") else 0)
+        run_with = torch.cat(
+            [x, x[:3] if not kwargs.get("batch_first") else x[:, :3]],
+            dim=1 if kwargs.get("batch_first") else 0,
+        )
         run_with = torch.randn_like(run_with)
     got, proto = _onnx_outputs(ours, x, dynamo, run_with)
     with torch.no_grad():
@@ -183,8 +194,11 @@ class Model(torch.nn.Module):
         return self.decoder(out[0] if isinstance(out, tuple) else out)
 
 
-@pytest.mark.parametrize("cls", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU, fastrnn.RNNCell,
-                                 fastrnn.LSTMCell, fastrnn.GRUCell], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls",
+    [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU, fastrnn.RNNCell, fastrnn.LSTMCell, fastrnn.GRUCell],
+    ids=lambda c: c.__name__,
+)
 def test_whole_model_loads_with_weights_only(cls):
     """torch.save(model) and torch.load(weights_only=True) with the allow-list a
     torch.nn user writes (their own classes and torch.nn's): fastrnn's classes
@@ -242,8 +256,14 @@ def test_tensor_like_input(name):
         ref, ours = make_pair(name, I, H, dtype=torch.float32, num_layers=2)
         x = torch.randn(T, B, I)
     got, expected = ours(TensorLike(x)), ref(TensorLike(x))
-    flat = lambda out: [t for t in (out if isinstance(out, tuple) else (out,))
-                        for t in (t if isinstance(t, tuple) else (t,))]
+
+    def flat(out):
+        return [
+            t
+            for t in (out if isinstance(out, tuple) else (out,))
+            for t in (t if isinstance(t, tuple) else (t,))
+        ]
+
     for a, b in zip(flat(got), flat(expected)):
         assert isinstance(a, TensorLike) and isinstance(b, TensorLike)
         torch.testing.assert_close(a.data, b.data)
@@ -311,15 +331,19 @@ def test_jit_script_packed_unbatched_states_low_precision(cell):
     packed = pack_sequence(sequences, enforce_sorted=False)
     with_state = _LSTMWithState if cell == "lstm" else _WithState
     h0 = torch.randn(4, H, dtype=torch.float64)
-    for wrap, args in [(_Packed, (packed,)), (Head, (sequences[1],)),
-                       (with_state, (sequences[1], h0))]:
+    for wrap, args in [
+        (_Packed, (packed,)),
+        (Head, (sequences[1],)),
+        (with_state, (sequences[1], h0)),
+    ]:
         expected = wrap(ref)
         ours_wrapped = wrap(ours)
         if isinstance(expected, Head):
             ours_wrapped.linear.load_state_dict(expected.linear.state_dict())
             expected, ours_wrapped = expected.double(), ours_wrapped.double()
-        torch.testing.assert_close(_scripted(ours_wrapped)(*args), expected(*args),
-                                   rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(
+            _scripted(ours_wrapped)(*args), expected(*args), rtol=1e-10, atol=1e-10
+        )
     low = Head(copy.deepcopy(ours)).bfloat16()
     x = sequences[1].bfloat16()
     got = _scripted(low)(x)

@@ -25,8 +25,19 @@ def test_fake_workspace_is_real_workspace(cell, proj_size):
     b_ih, b_hh = torch.randn(G * H), torch.randn(G * H)
     args = {
         "rnn": (torch.randn(T, B, I), hx, w_ih, w_hh, b_ih, b_hh, None, False, False, True),
-        "lstm": (torch.randn(T, B, I), hx, torch.randn(B, H), w_ih, w_hh, b_ih, b_hh,
-                 torch.randn(P, H) if proj_size else None, None, False, True),
+        "lstm": (
+            torch.randn(T, B, I),
+            hx,
+            torch.randn(B, H),
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            torch.randn(P, H) if proj_size else None,
+            None,
+            False,
+            True,
+        ),
         "gru": (torch.randn(T, B, I), hx, w_ih, w_hh, b_ih, b_hh, None, False, True),
     }[cell]
     op = getattr(torch.ops.fastrnn, f"{cell}_forward")

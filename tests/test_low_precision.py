@@ -6,19 +6,31 @@ rounded weights and inputs. Mixed dtypes are refused as torch.nn refuses them.""
 
 import pytest
 import torch
+from test_cells import CELLS as CELL_KINDS
+from test_cells import cell_pair, step_and_grads
+from test_cells import inputs as cell_inputs
+from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from helpers import (LENGTHS, cast_inputs, cast_module, forward_backward, make_inputs, make_pair,
-                      packed_forward_backward, precision_excess)
-from test_cells import CELLS as CELL_KINDS, cell_pair, inputs as cell_inputs, step_and_grads
-from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
+from helpers import (
+    LENGTHS,
+    cast_inputs,
+    cast_module,
+    forward_backward,
+    make_inputs,
+    make_pair,
+    packed_forward_backward,
+    precision_excess,
+)
 
-DTYPES = pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16],
-                                 ids=["float16", "bfloat16"])
+DTYPES = pytest.mark.parametrize(
+    "dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"]
+)
 LAYER_CASES = pytest.mark.parametrize(
     "cell,kwargs",
     [("rnn_tanh", {}), ("rnn_relu", {}), ("lstm", {}), ("lstm", {"proj_size": 3}), ("gru", {})],
-    ids=["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"])
+    ids=["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"],
+)
 OP = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
 T, B = 9, 4
 
@@ -44,10 +56,15 @@ def _assert_within_twice_torch(ours, theirs, truth, dtype):
 def test_layers_within_twice_torch(cell, kwargs, dtype, packed):
     ref, ours = _layer_pair(cell, kwargs, dtype)
     x, hx, upstream = make_inputs(ref, T, B, dtype)
-    truth = _layer_run(cast_module(ref, torch.float64),
-                       *cast_inputs(x, hx, upstream, torch.float64), packed)
-    _assert_within_twice_torch(_layer_run(ours, x, hx, upstream, packed),
-                               _layer_run(ref, x, hx, upstream, packed), truth, dtype)
+    truth = _layer_run(
+        cast_module(ref, torch.float64), *cast_inputs(x, hx, upstream, torch.float64), packed
+    )
+    _assert_within_twice_torch(
+        _layer_run(ours, x, hx, upstream, packed),
+        _layer_run(ref, x, hx, upstream, packed),
+        truth,
+        dtype,
+    )
 
 
 @DTYPES
@@ -55,10 +72,14 @@ def test_layers_within_twice_torch(cell, kwargs, dtype, packed):
 def test_cells_within_twice_torch(cell, dtype):
     ref, ours = cell_pair(cell, dtype=dtype)
     x, hx, upstream = cell_inputs(cell, 17, True, dtype)
-    as64 = lambda t: tuple(s.double() for s in t)
+
+    def as64(t):
+        return tuple(s.double() for s in t)
+
     truth = step_and_grads(cast_module(ref, torch.float64), x.double(), as64(hx), as64(upstream))
-    _assert_within_twice_torch(step_and_grads(ours, x, hx, upstream),
-                               step_and_grads(ref, x, hx, upstream), truth, dtype)
+    _assert_within_twice_torch(
+        step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream), truth, dtype
+    )
 
 
 class _Record(TorchDispatchMode):
@@ -73,8 +94,9 @@ class _Record(TorchDispatchMode):
         name = func._schema.name
         self.names.append(name)
         if name.startswith("fastrnn::"):
-            self.fastrnn_dtypes.update(a.dtype for a in args
-                                       if isinstance(a, torch.Tensor) and a.is_floating_point())
+            self.fastrnn_dtypes.update(
+                a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()
+            )
         return func(*args, **(kwargs or {}))
 
 
@@ -143,13 +165,19 @@ def _with_float32_bias(pair, name):
 def test_layers_mixed_dtypes_refused_like_torch(cell, dtype):
     ref, ours = _layer_pair(cell, {}, dtype)
     x, hx, _ = make_inputs(ref, T, B, dtype)
-    as32 = lambda t: t.float()
+
+    def as32(t):
+        return t.float()
+
     _raises_like_torch(ref, ours, lambda m: m(as32(x), hx), "input dtype")
     hx32 = tuple(map(as32, hx)) if cell == "lstm" else as32(hx)
     # torch.nn's kernels word these: a matrix product's error, or oneDNN's LSTM's
     _raises_like_torch(ref, ours, lambda m: m(x, hx32), None)
-    _refused(*_with_float32_bias((ref, ours), "bias_hh_l1_reverse"), lambda m: m(x, hx),
-             "fastrnn: b_hh: expected dtype")
+    _refused(
+        *_with_float32_bias((ref, ours), "bias_hh_l1_reverse"),
+        lambda m: m(x, hx),
+        "fastrnn: b_hh: expected dtype",
+    )
 
 
 @DTYPES
@@ -157,8 +185,14 @@ def test_layers_mixed_dtypes_refused_like_torch(cell, dtype):
 def test_cells_mixed_dtypes_refused_like_torch(cell, dtype):
     ref, ours = cell_pair(cell, dtype=dtype)
     x, hx, _ = cell_inputs(cell, 3, True, dtype)
-    arg = lambda states: states if cell == "lstm" else states[0]
+
+    def arg(states):
+        return states if cell == "lstm" else states[0]
+
     _raises_like_torch(ref, ours, lambda m: m(x.float(), arg(hx)), "dtype")
     _raises_like_torch(ref, ours, lambda m: m(x, arg(tuple(s.float() for s in hx))), "dtype")
-    _refused(*_with_float32_bias((ref, ours), "bias_hh"), lambda m: m(x, arg(hx)),
-             "fastrnn: b_hh: expected dtype")
+    _refused(
+        *_with_float32_bias((ref, ours), "bias_hh"),
+        lambda m: m(x, arg(hx)),
+        "fastrnn: b_hh: expected dtype",
+    )

@@ -8,12 +8,18 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from helpers import float32_excess
 from fastrnn import ops, reference
 
+from helpers import float32_excess
+
 # cell name -> (ops/reference cell, relu); lstm_proj: lstm with a projection w_hr
-CELLS = {"rnn_tanh": ("rnn", False), "rnn_relu": ("rnn", True), "lstm": ("lstm", False),
-         "lstm_proj": ("lstm", False), "gru": ("gru", False)}
+CELLS = {
+    "rnn_tanh": ("rnn", False),
+    "rnn_relu": ("rnn", True),
+    "lstm": ("lstm", False),
+    "lstm_proj": ("lstm", False),
+    "gru": ("gru", False),
+}
 CELL_IDS = list(CELLS)
 
 packed_param = pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
@@ -64,8 +70,13 @@ def make_args(cell, T, B, I, H, packed, bias, dtype=torch.float64, requires_grad
 
 def run_layer(impl, cell, args, reverse):
     name, relu = CELLS[cell]
-    return impl(name, **{k: args[k] for k in TENSOR_ARGS}, batch_sizes=args["batch_sizes"],
-                reverse=reverse, relu=relu)
+    return impl(
+        name,
+        **{k: args[k] for k in TENSOR_ARGS},
+        batch_sizes=args["batch_sizes"],
+        reverse=reverse,
+        relu=relu,
+    )
 
 
 def relu_preactivations(args, reverse):
@@ -113,6 +124,7 @@ def layer_fn(impl, cell, args, reverse, names):
 
 # --- gradcheck of the forward ops through ops.layer ---------------------------------------
 
+
 @bias_param
 @reverse_param
 @packed_param
@@ -122,11 +134,13 @@ def test_gradcheck_forward(cell, packed, reverse, bias):
     names, tensors = differentiable(args)
     # central differences with eps 1e-6 in float64 are good to ~1e-9 here;
     # tighter than gradcheck's default rtol (1e-3)
-    assert torch.autograd.gradcheck(layer_fn(ops.layer, cell, args, reverse, names), tensors,
-                                    atol=1e-7, rtol=1e-6)
+    assert torch.autograd.gradcheck(
+        layer_fn(ops.layer, cell, args, reverse, names), tensors, atol=1e-7, rtol=1e-6
+    )
 
 
 # --- the ops called directly ---------------------------------------------------------------
+
 
 def _forward_op_args(cell, args, reverse, training):
     """(forward op of `cell`, its arguments) from make_args' dict."""
@@ -142,13 +156,15 @@ def _forward_op_args(cell, args, reverse, training):
 # --- gradcheck of the backward ops ------------------------------------------------------
 #
 # The backward ops have no autograd formula of their own (double backward
-# differentiates the reference recurrence instead), so gradcheck cannot differentiate them as they are. They
-# are linear in the incoming gradients g: backward(g) = J^T g, J the Jacobian
-# of the forward. So the backward op is wrapped in an autograd.Function whose
-# own backward is J v, computed by forward-mode AD (torch.func.jvp) of the pure
-# PyTorch reference. gradcheck then compares the finite-difference Jacobian of
-# the C++ backward op w.r.t. (grad_output, grad_h_n[, grad_c_n]), with input,
-# weights and workspace fixed, against the reference's J^T.
+# differentiates the reference recurrence instead), so gradcheck cannot
+# differentiate them as they are. They are linear in the incoming gradients g:
+# backward(g) = J^T g, J the Jacobian of the forward. So the backward op is
+# wrapped in an autograd.Function whose own backward is J v, computed by
+# forward-mode AD (torch.func.jvp) of the pure PyTorch reference. gradcheck then
+# compares the finite-difference Jacobian of the C++ backward op w.r.t.
+# (grad_output, grad_h_n[, grad_c_n]), with input, weights and workspace fixed,
+# against the reference's J^T.
+
 
 class _BackwardOp(torch.autograd.Function):
     @staticmethod
@@ -165,8 +181,9 @@ class _BackwardCase:
     def __init__(self, cell, args, reverse):
         self.cell, self.reverse = cell, reverse
         self.name, self.relu = CELLS[cell]
-        self.fixed = {k: (v.detach() if isinstance(v, torch.Tensor) else v)
-                      for k, v in args.items()}
+        self.fixed = {
+            k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in args.items()
+        }
         op, op_args = _forward_op_args(cell, self.fixed, reverse, training=True)
         out = op(*op_args)
         self.outputs, self.workspace = out[:-1], out[-1]
@@ -201,12 +218,14 @@ class _BackwardCase:
             v_in, v_hx, v_wih, v_whh, v_b = v
             v_bih, v_bhh, v_cx = v_b, torch.zeros_like(v_b), None
         primals = {k: a[k] for k in TENSOR_ARGS}
-        tangents = dict(input=v_in, hx=v_hx, cx=v_cx, w_ih=v_wih, w_hh=v_whh, b_ih=v_bih,
-                        b_hh=v_bhh, w_hr=v_whr)
+        tangents = dict(
+            input=v_in, hx=v_hx, cx=v_cx, w_ih=v_wih, w_hh=v_whh, b_ih=v_bih, b_hh=v_bhh, w_hr=v_whr
+        )
         names = [k for k in TENSOR_ARGS if primals[k] is not None]
         f = layer_fn(reference.layer, self.cell, self.fixed, self.reverse, names)
-        _, jv = torch.func.jvp(f, tuple(primals[k] for k in names),
-                               tuple(tangents[k] for k in names))
+        _, jv = torch.func.jvp(
+            f, tuple(primals[k] for k in names), tuple(tangents[k] for k in names)
+        )
         return jv
 
 
@@ -218,11 +237,13 @@ def test_gradcheck_backward_op(cell, packed, reverse):
     case = _BackwardCase(cell, args, reverse)
     grads = tuple(torch.randn_like(t).requires_grad_(True) for t in case.outputs)
     # the op is linear in grads: finite differences are exact up to rounding
-    assert torch.autograd.gradcheck(lambda *g: _BackwardOp.apply(case, *g), grads,
-                                    atol=1e-8, rtol=1e-7)
+    assert torch.autograd.gradcheck(
+        lambda *g: _BackwardOp.apply(case, *g), grads, atol=1e-8, rtol=1e-7
+    )
 
 
 # --- opcheck -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @packed_param
@@ -245,12 +266,14 @@ def test_opcheck_backward(cell, packed):
 
 # --- ops.layer against reference.layer -----------------------------------------------------
 
+
 def _forward_and_grads(impl, cell, args, reverse, upstream):
     names, tensors = differentiable(args)
     outs = layer_fn(impl, cell, args, reverse, names)(*tensors)
     grads = torch.autograd.grad(outs, tensors, upstream)
-    return dict(zip(("output", "h_n", "c_n"), outs)) | {f"grad_{n}": g for n, g in
-                                                        zip(names, grads)}
+    return dict(zip(("output", "h_n", "c_n"), outs)) | {
+        f"grad_{n}": g for n, g in zip(names, grads)
+    }
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -267,14 +290,22 @@ def test_layer_matches_reference(cell, packed, reverse, bias, dtype):
     assert got.keys() == expected.keys()
     if dtype == torch.float64:
         for k in expected:
-            torch.testing.assert_close(got[k], expected[k], atol=1e-12, rtol=1e-12,
-                                       msg=lambda m: f"{k}: {m}")
+            torch.testing.assert_close(
+                got[k], expected[k], atol=1e-12, rtol=1e-12, msg=lambda m, k=k: f"{k}: {m}"
+            )
         return
     # float32: both against the reference run in float64 on the same values.
-    args64 = {k: (v.detach().double().requires_grad_() if torch.is_tensor(v) and v.is_floating_point()
-                  else v) for k, v in args.items()}
-    truth = _forward_and_grads(reference.layer, cell, args64, reverse,
-                               tuple(u.double() for u in upstream))
+    args64 = {
+        k: (
+            v.detach().double().requires_grad_()
+            if torch.is_tensor(v) and v.is_floating_point()
+            else v
+        )
+        for k, v in args.items()
+    }
+    truth = _forward_and_grads(
+        reference.layer, cell, args64, reverse, tuple(u.double() for u in upstream)
+    )
     bad = float32_excess(got, expected, truth)
     assert not bad, "ops.layer float32 less accurate than the reference:\n  " + "\n  ".join(bad)
 
@@ -310,19 +341,28 @@ def test_packed_layer_matches_torch_nn_packed_sequence(cell, reverse):
     hx = (h0, c0) if name == "lstm" else h0
     out, final = module(packed, hx)
     h_n = final[0] if name == "lstm" else final
-    ours = ops.layer(name, packed.data, h0[d], c0[d] if name == "lstm" else None, **w,
-                     batch_sizes=packed.batch_sizes, reverse=reverse, relu=relu)
-    torch.testing.assert_close(ours[0], out.data[:, d * P:(d + 1) * P], atol=1e-12, rtol=1e-12)
+    ours = ops.layer(
+        name,
+        packed.data,
+        h0[d],
+        c0[d] if name == "lstm" else None,
+        **w,
+        batch_sizes=packed.batch_sizes,
+        reverse=reverse,
+        relu=relu,
+    )
+    torch.testing.assert_close(ours[0], out.data[:, d * P : (d + 1) * P], atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(ours[1], h_n[d], atol=1e-12, rtol=1e-12)
     if name == "lstm":
         torch.testing.assert_close(ours[2], final[1][d], atol=1e-12, rtol=1e-12)
 
     g = torch.randn_like(ours[0])
-    expected = torch.autograd.grad(out.data[:, d * P:(d + 1) * P], [padded, *w.values()], g,
-                                   retain_graph=True)
+    expected = torch.autograd.grad(
+        out.data[:, d * P : (d + 1) * P], [padded, *w.values()], g, retain_graph=True
+    )
     got = torch.autograd.grad(ours[0], [padded, *w.values()], g)
     for k, a, b in zip(["input", *names], got, expected):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12, msg=lambda m, k=k: f"{k}: {m}")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "lstm_proj"])

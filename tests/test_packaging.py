@@ -13,16 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _setup(*args):
-    done = subprocess.run([sys.executable, str(ROOT / "setup.py"), "-q", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "setup.py"), "-q", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_wheel_holds_only_the_library(tmp_path):
     _setup("build_py", "--build-lib", str(tmp_path / "lib"))
-    files = sorted(p.relative_to(tmp_path / "lib").as_posix()
-                   for p in (tmp_path / "lib").rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(tmp_path / "lib").as_posix()
+        for p in (tmp_path / "lib").rglob("*")
+        if p.is_file()
+    )
     assert files, "build_py copied nothing"
     outside = [f for f in files if not f.startswith("fastrnn/")]
     assert not outside, f"the wheel would hold more than the library: {outside}"
@@ -35,6 +43,9 @@ def test_metadata_requires_torch_only_and_declares_no_scripts(tmp_path):
     assert (info / "requires.txt").read_text().split() == ["torch"]
     assert not (info / "entry_points.txt").exists()
     assert (info / "top_level.txt").read_text().split() == ["fastrnn"]
-    version = next(line.split(": ", 1)[1] for line in (info / "PKG-INFO").read_text().splitlines()
-                   if line.startswith("Version: "))
+    version = next(
+        line.split(": ", 1)[1]
+        for line in (info / "PKG-INFO").read_text().splitlines()
+        if line.startswith("Version: ")
+    )
     assert version == fastrnn.__version__

@@ -7,8 +7,18 @@ import pytest
 import torch
 
 import fastrnn
-from helpers import (LENGTHS, cast_inputs, cast_module, compare, float32_excess, forward_backward,
-                      make_inputs, make_pair, packed_forward_backward)
+
+from helpers import (
+    LENGTHS,
+    cast_inputs,
+    cast_module,
+    compare,
+    float32_excess,
+    forward_backward,
+    make_inputs,
+    make_pair,
+    packed_forward_backward,
+)
 
 F64_TOL = dict(atol=1e-10, rtol=1e-10)
 
@@ -17,7 +27,9 @@ F64_TOL = dict(atol=1e-10, rtol=1e-10)
 # proj_size 1 and hidden_size - 1 included.
 CONFIGS = [
     pytest.param(1, 2, 3, 3, 1, 1, True, False, False, True, id="T1-B2-I3-H3-P1-L1"),
-    pytest.param(5, 3, 4, 6, 2, 2, False, True, False, False, id="T5-B3-H6-P2-L2-nobias-bf-nostate"),
+    pytest.param(
+        5, 3, 4, 6, 2, 2, False, True, False, False, id="T5-B3-H6-P2-L2-nobias-bf-nostate"
+    ),
     pytest.param(7, 4, 5, 33, 7, 3, True, False, True, True, id="T7-B4-H33-P7-L3-bi"),
     pytest.param(9, 2, 3, 8, 7, 2, True, True, True, False, id="T9-B2-H8-P7-L2-bi-bf-nostate"),
     pytest.param(40, 5, 16, 40, 10, 1, False, False, True, True, id="T40-B5-H40-P10-L1-bi-nobias"),
@@ -39,11 +51,13 @@ def _pair(I, H, P, dtype=torch.float64, **kwargs):
     return make_pair("lstm", I, H, dtype=dtype, proj_size=P, **kwargs)
 
 
-@pytest.mark.parametrize("T,B,I,H,P,L,bias,batch_first,bidirectional,given",
-                         CONFIGS + SINGLE_ELEMENT)
+@pytest.mark.parametrize(
+    "T,B,I,H,P,L,bias,batch_first,bidirectional,given", CONFIGS + SINGLE_ELEMENT
+)
 def test_float64_matches_torch(T, B, I, H, P, L, bias, batch_first, bidirectional, given):
-    ref, ours = _pair(I, H, P, num_layers=L, bias=bias, batch_first=batch_first,
-                      bidirectional=bidirectional)
+    ref, ours = _pair(
+        I, H, P, num_layers=L, bias=bias, batch_first=batch_first, bidirectional=bidirectional
+    )
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
     got = forward_backward(ours, x, hx, upstream)
     D = 2 if bidirectional else 1
@@ -54,15 +68,26 @@ def test_float64_matches_torch(T, B, I, H, P, L, bias, batch_first, bidirectiona
 
 
 @pytest.mark.parametrize("T,B,I,H,P,L,bias,batch_first,bidirectional,given", CONFIGS)
-def test_float32_error_within_twice_torch(T, B, I, H, P, L, bias, batch_first, bidirectional,
-                                          given):
-    ref32, ours32 = _pair(I, H, P, dtype=torch.float32, num_layers=L, bias=bias,
-                          batch_first=batch_first, bidirectional=bidirectional)
+def test_float32_error_within_twice_torch(
+    T, B, I, H, P, L, bias, batch_first, bidirectional, given
+):
+    ref32, ours32 = _pair(
+        I,
+        H,
+        P,
+        dtype=torch.float32,
+        num_layers=L,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+    )
     x, hx, upstream = make_inputs(ref32, T, B, torch.float32, with_state=given)
-    truth = forward_backward(cast_module(ref32, torch.float64),
-                             *cast_inputs(x, hx, upstream, torch.float64))
-    bad = float32_excess(forward_backward(ours32, x, hx, upstream),
-                         forward_backward(ref32, x, hx, upstream), truth)
+    truth = forward_backward(
+        cast_module(ref32, torch.float64), *cast_inputs(x, hx, upstream, torch.float64)
+    )
+    bad = float32_excess(
+        forward_backward(ours32, x, hx, upstream), forward_backward(ref32, x, hx, upstream), truth
+    )
     assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 
@@ -83,8 +108,11 @@ def test_packed_matches_torch(T, B, I, H, P, L, bias, given, bidirectional, enfo
         lengths = sorted(lengths, reverse=True)
     ref, ours = _pair(I, H, P, num_layers=L, bias=bias, bidirectional=bidirectional)
     x, hx, upstream = make_inputs(ref, T, B, torch.float64, with_state=given)
-    compare(packed_forward_backward(ours, x, lengths, enforce_sorted, hx, upstream),
-            packed_forward_backward(ref, x, lengths, enforce_sorted, hx, upstream), **F64_TOL)
+    compare(
+        packed_forward_backward(ours, x, lengths, enforce_sorted, hx, upstream),
+        packed_forward_backward(ref, x, lengths, enforce_sorted, hx, upstream),
+        **F64_TOL,
+    )
 
 
 @pytest.mark.parametrize("draw", range(3))
@@ -93,8 +121,11 @@ def test_packed_random_lengths_matches_torch(draw):
     lengths = torch.randint(1, T + 1, (B,)).tolist()
     ref, ours = _pair(3, 7, 3, num_layers=2, bidirectional=True)
     x, hx, upstream = make_inputs(ref, T, B, torch.float64)
-    compare(packed_forward_backward(ours, x, lengths, False, hx, upstream),
-            packed_forward_backward(ref, x, lengths, False, hx, upstream), **F64_TOL)
+    compare(
+        packed_forward_backward(ours, x, lengths, False, hx, upstream),
+        packed_forward_backward(ref, x, lengths, False, hx, upstream),
+        **F64_TOL,
+    )
 
 
 def test_packed_float32_within_twice_torch():
@@ -102,10 +133,14 @@ def test_packed_float32_within_twice_torch():
     x, hx, upstream = make_inputs(ref32, 9, 4, torch.float32)
     lengths = LENGTHS[4]
     x64, hx64, upstream64 = cast_inputs(x, hx, upstream, torch.float64)
-    truth = packed_forward_backward(cast_module(ref32, torch.float64), x64, lengths, False, hx64,
-                                    upstream64)
-    bad = float32_excess(packed_forward_backward(ours32, x, lengths, False, hx, upstream),
-                         packed_forward_backward(ref32, x, lengths, False, hx, upstream), truth)
+    truth = packed_forward_backward(
+        cast_module(ref32, torch.float64), x64, lengths, False, hx64, upstream64
+    )
+    bad = float32_excess(
+        packed_forward_backward(ours32, x, lengths, False, hx, upstream),
+        packed_forward_backward(ref32, x, lengths, False, hx, upstream),
+        truth,
+    )
     assert not bad, "fastrnn float32 less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 
@@ -123,8 +158,9 @@ def test_dropout_training_matches_torch_rng(bidirectional, packed):
 
     got = run(ours, 7)
     compare(got, run(ref, 7), **F64_TOL)
-    assert not torch.allclose(run(ours, 8)["output"], got["output"], atol=1e-3), \
+    assert not torch.allclose(run(ours, 8)["output"], got["output"], atol=1e-3), (
         "dropout changed nothing"
+    )
 
 
 @pytest.mark.parametrize("given", [True, False], ids=["hx", "no_hx"])
@@ -149,8 +185,9 @@ def test_parameters_and_state_dict_both_ways(bias):
     kwargs = dict(num_layers=2, bias=bias, bidirectional=True, proj_size=2)
     theirs = torch.nn.LSTM(3, 5, **kwargs)
     ours = fastrnn.LSTM(3, 5, **kwargs)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == \
-        [(n, p.shape) for n, p in theirs.named_parameters()]
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [
+        (n, p.shape) for n, p in theirs.named_parameters()
+    ]
     assert repr(ours) == repr(theirs)
     with torch.no_grad():
         for p in theirs.parameters():

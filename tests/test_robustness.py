@@ -15,31 +15,49 @@ torch.nn and against itself:
    operand across 2^31 bytes, the largest oneDNN's brgemm takes.
 """
 
-import threading
-
 import re
+import threading
 
 import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence
 
 import fastrnn
-from helpers import (cast_inputs, cast_module, compare, forward_backward, make_inputs,
-                      make_pair, packed_forward_backward, precision_excess)
 from fastrnn import ops, reference
+
+from helpers import (
+    cast_inputs,
+    cast_module,
+    compare,
+    forward_backward,
+    make_inputs,
+    make_pair,
+    packed_forward_backward,
+    precision_excess,
+)
 
 F64_TOL = dict(atol=1e-10, rtol=1e-10)
 
 # op kind -> (cell of ops.GATES, relu, with a projection w_hr)
-OP_KINDS = {"rnn_tanh": ("rnn", False, False), "rnn_relu": ("rnn", True, False),
-            "lstm": ("lstm", False, False), "lstm_proj": ("lstm", False, True),
-            "gru": ("gru", False, False)}
+OP_KINDS = {
+    "rnn_tanh": ("rnn", False, False),
+    "rnn_relu": ("rnn", True, False),
+    "lstm": ("lstm", False, False),
+    "lstm_proj": ("lstm", False, True),
+    "gru": ("gru", False, False),
+}
 # module kind -> (conftest.CELLS key, extra constructor arguments)
-MODULE_KINDS = {"rnn_tanh": ("rnn_tanh", {}), "rnn_relu": ("rnn_relu", {}), "lstm": ("lstm", {}),
-                "lstm_proj": ("lstm", {"proj_size": 2}), "gru": ("gru", {})}
+MODULE_KINDS = {
+    "rnn_tanh": ("rnn_tanh", {}),
+    "rnn_relu": ("rnn_relu", {}),
+    "lstm": ("lstm", {}),
+    "lstm_proj": ("lstm", {"proj_size": 2}),
+    "gru": ("gru", {}),
+}
 
 
 # --- 1. memory layout ----------------------------------------------------------------------
+
 
 def forward_op_args(kind, packed, dtype=torch.float64, B=3, I=4, H=5):
     """(forward op, its keyword arguments): 3 steps of B = 3 sequences, packed
@@ -47,7 +65,10 @@ def forward_op_args(kind, packed, dtype=torch.float64, B=3, I=4, H=5):
     cell, relu, projected = OP_KINDS[kind]
     G, P = ops.GATES[cell], 2 if projected else H
     batch_sizes = torch.tensor([3, 2, 2]) if packed else None
-    randn = lambda *shape: torch.randn(*shape, dtype=dtype)
+
+    def randn(*shape):
+        return torch.randn(*shape, dtype=dtype)
+
     args = dict(input=randn(7, I) if packed else randn(3, B, I), hx=randn(B, P))
     if cell == "lstm":
         args["cx"] = randn(B, H)
@@ -142,7 +163,9 @@ def test_op_argument_views_give_the_contiguous_result(kind, packed, direction):
             expected = op(**dict(args, **{name: view.contiguous()}))
             if not same_outputs(got, expected):
                 bad.append(f"{name} {view_name}: outputs differ from the contiguous copy's")
-            changed = [k for k, v in tensor_args(with_view).items() if not torch.equal(v, before[k])]
+            changed = [
+                k for k, v in tensor_args(with_view).items() if not torch.equal(v, before[k])
+            ]
             if changed:
                 bad.append(f"{name} {view_name}: the op wrote into {changed}")
     assert not bad, "\n".join(bad)
@@ -156,9 +179,11 @@ def test_op_batch_sizes_must_be_contiguous(kind, direction):
     op, args = op_args(kind, True, direction)
     expected = op(**args)
     assert same_outputs(op(**dict(args, batch_sizes=offset(args["batch_sizes"]))), expected)
-    for view in (strided(args["batch_sizes"]),
-                 torch.tensor([3, 9, 2, 9, 2, 9])[::2],  # the same values [3, 2, 2]
-                 torch.tensor([3]).expand(3)):
+    for view in (
+        strided(args["batch_sizes"]),
+        torch.tensor([3, 9, 2, 9, 2, 9])[::2],  # the same values [3, 2, 2]
+        torch.tensor([3]).expand(3),
+    ):
         with pytest.raises(RuntimeError, match="batch_sizes: expected a contiguous tensor"):
             op(**dict(args, batch_sizes=view))
 
@@ -185,7 +210,9 @@ def run_with_grads(module, x, hx, grads):
     given: views stay views); returns outputs and gradients by name."""
     module.zero_grad(set_to_none=True)
     x = x.detach().clone().requires_grad_(True)
-    states = tuple(s.detach().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,)))
+    states = tuple(
+        s.detach().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,))
+    )
     output, final = module(x, states if len(states) == 2 else states[0])
     finals = final if isinstance(final, tuple) else (final,)
     torch.autograd.backward((output, *finals), grads)
@@ -228,8 +255,11 @@ def test_module_packed_strided_data_matches_torch(kind):
         d = data.detach().requires_grad_(True)
         output, _ = module(PackedSequence(d, batch_sizes))
         (output.data * torch.arange(output.data.numel()).view_as(output.data)).sum().backward()
-        return {"output": output.data.detach(), "grad_data": d.grad,
-                **{n: p.grad for n, p in module.named_parameters()}}
+        return {
+            "output": output.data.detach(),
+            "grad_data": d.grad,
+            **{n: p.grad for n, p in module.named_parameters()},
+        }
 
     compare(run(ours), run(ref), **F64_TOL)
 
@@ -250,7 +280,7 @@ def other_layouts(t):
 def test_op_other_layouts_raise_naming_the_argument(kind, direction):
     op, args = op_args(kind, True, direction, dtype=torch.float32)
     for name, t in tensor_args(args).items():
-        for layout, other in other_layouts(t).items():
+        for other in other_layouts(t).values():
             with pytest.raises(RuntimeError, match=f"{name}: expected a strided"):
                 op(**dict(args, **{name: other}))
     with pytest.raises(RuntimeError, match="batch_sizes: expected a 1-D int64 CPU tensor"):
@@ -287,8 +317,9 @@ def test_module_sparse_arguments_raise(kind):
     cell = fastrnn.LSTMCell(4, 6) if kind == "lstm" else fastrnn.GRUCell(4, 6)
     ref_cell = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.GRUCell)(4, 6)
     sparse = torch.randn(2, 4).to_sparse()
-    _raises_like_torch_or_own(lambda: ref_cell(sparse), lambda: cell(sparse),
-                              "input: expected a strided")
+    _raises_like_torch_or_own(
+        lambda: ref_cell(sparse), lambda: cell(sparse), "input: expected a strided"
+    )
 
 
 # --- 2. NaN and Inf ------------------------------------------------------------------------
@@ -304,10 +335,12 @@ def test_module_sparse_arguments_raise(kind):
 
 VALUES = {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf")}
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
-SIZES = {"small": dict(T=3, B=2, I=3, H=4),
-         # float32: gates wider than one GEMM block (LSTM 4 * 72 columns), packed panels
-         "wide": dict(T=3, B=5, I=20, H=72),
-         "packed": dict(T=3, B=3, I=3, H=4)}
+SIZES = {
+    "small": dict(T=3, B=2, I=3, H=4),
+    # float32: gates wider than one GEMM block (LSTM 4 * 72 columns), packed panels
+    "wide": dict(T=3, B=5, I=20, H=72),
+    "packed": dict(T=3, B=3, I=3, H=4),
+}
 
 
 def masks(results):
@@ -321,8 +354,10 @@ def pattern_differences(ours, ref):
     for k in m_ref:
         for what, a, b in zip(("NaN", "+Inf", "-Inf"), m_ours[k], m_ref[k]):
             if not torch.equal(a, b):
-                bad.append(f"{k}: {what} in {int(a.sum())} elements, torch.nn {int(b.sum())}, "
-                           f"{int((a ^ b).sum())} differ")
+                bad.append(
+                    f"{k}: {what} in {int(a.sum())} elements, torch.nn {int(b.sum())}, "
+                    f"{int((a ^ b).sum())} differ"
+                )
     return bad
 
 
@@ -336,7 +371,7 @@ def module_places(module, gates, all_gates):
         first = name.endswith("_l0")
         rows = p.shape[0] // (1 if "weight_hr" in name else gates)
         chosen = range(gates) if all_gates else (0, gates - 1)
-        for g in (chosen if first and "weight_hr" not in name else (0,)):
+        for g in chosen if first and "weight_hr" not in name else (0,):
             places.append(("param", name, g * rows + rows // 2))
     places += ["grad_output", "grad_h_n"] + (["grad_c_n"] if module.mode == "LSTM" else [])
     return places
@@ -348,7 +383,10 @@ def poison(place, value, module, x, hx, upstream):
     hx = tuple(s.clone() for s in hx) if isinstance(hx, tuple) else hx.clone()
     upstream = {k: v.clone() for k, v in upstream.items()}
     states = hx if isinstance(hx, tuple) else (hx,)
-    middle = lambda t: tuple(s // 2 for s in t.shape)
+
+    def middle(t):
+        return tuple(s // 2 for s in t.shape)
+
     if place == "input":
         x[middle(x)] = value
     elif place in ("h0", "c0"):
@@ -370,8 +408,11 @@ def check_module_patterns(kind, dtype, size, places=None, packed_lengths=None, *
     ref64, ours64 = make_pair(cell, s["I"], s["H"], **extra, **module_args)
     x64, hx64, up64 = make_inputs(ref64, s["T"], s["B"], torch.float64)
     gates = ops.GATES[OP_KINDS[kind][0]]
-    run = ((lambda m, x, hx, u: packed_forward_backward(m, x, packed_lengths, False, hx, u))
-           if packed_lengths else forward_backward)
+    run = (
+        (lambda m, x, hx, u: packed_forward_backward(m, x, packed_lengths, False, hx, u))
+        if packed_lengths
+        else forward_backward
+    )
     bad = []
     for place in places or module_places(ref64, gates, all_gates=size == "small"):
         for value_name, value in VALUES.items():
@@ -380,13 +421,18 @@ def check_module_patterns(kind, dtype, size, places=None, packed_lengths=None, *
             ours = cast_module(ours64, dtype)
             ours.load_state_dict(ref.state_dict())
             got = run(ours, x, hx, up)
-            refs = {"torch.nn float64": run(cast_module(ref, torch.float64),
-                                            *cast_inputs(x, hx, up, torch.float64))}
+            refs = {
+                "torch.nn float64": run(
+                    cast_module(ref, torch.float64), *cast_inputs(x, hx, up, torch.float64)
+                )
+            }
             if dtype == torch.float32 and cell != "lstm":
                 refs["torch.nn float32"] = run(ref, x, hx, up)
             for ref_name, r in refs.items():
-                bad += [f"{place} = {value_name}, vs {ref_name}: {d}"
-                        for d in pattern_differences(got, r)]
+                bad += [
+                    f"{place} = {value_name}, vs {ref_name}: {d}"
+                    for d in pattern_differences(got, r)
+                ]
     assert not bad, "\n".join(bad)
 
 
@@ -402,14 +448,24 @@ def test_nonfinite_patterns_match_torch_packed_bidirectional(kind, dtype):
     """Packed (unsorted lengths, one of them 1), two layers, both directions."""
     places = ["input", "h0", "grad_output", "grad_h_n"]
     places += [("param", "weight_hh_l0_reverse", 1), ("param", "bias_ih_l1", 2)]
-    check_module_patterns(kind, DTYPES[dtype], "packed", places=places, packed_lengths=[3, 1, 2],
-                          num_layers=2, bidirectional=True)
+    check_module_patterns(
+        kind,
+        DTYPES[dtype],
+        "packed",
+        places=places,
+        packed_lengths=[3, 1, 2],
+        num_layers=2,
+        bidirectional=True,
+    )
 
 
 # cell kind -> (torch.nn cell, fastrnn cell, extra arguments, gates)
-CELL_KINDS = {"rnn_tanh": ("RNNCell", {"nonlinearity": "tanh"}, 1),
-              "rnn_relu": ("RNNCell", {"nonlinearity": "relu"}, 1),
-              "lstm": ("LSTMCell", {}, 4), "gru": ("GRUCell", {}, 3)}
+CELL_KINDS = {
+    "rnn_tanh": ("RNNCell", {"nonlinearity": "tanh"}, 1),
+    "rnn_relu": ("RNNCell", {"nonlinearity": "relu"}, 1),
+    "lstm": ("LSTMCell", {}, 4),
+    "gru": ("GRUCell", {}, 3),
+}
 
 
 def cell_step(module, x, states, upstream):
@@ -461,24 +517,35 @@ def test_cell_nonfinite_patterns_match_torch(kind, dtype):
     places = [("input", None)] + [("state", i) for i in range(n_states)]
     places += [("param", (n, g * H + 2)) for n, _ in ref64.named_parameters() for g in range(gates)]
     places += [("upstream", i) for i in range(n_states)]
-    as_dtype = lambda ts, d: [t.to(d) for t in ts]
+
+    def as_dtype(ts, d):
+        return [t.to(d) for t in ts]
+
     bad = []
     for place in places:
         for value_name, value in VALUES.items():
             ref = cast_module(ref64, dtype)
-            x, states, up = poison_cell(place, value, ref, x64.to(dtype), as_dtype(states64, dtype),
-                                        as_dtype(up64, dtype))
+            x, states, up = poison_cell(
+                place, value, ref, x64.to(dtype), as_dtype(states64, dtype), as_dtype(up64, dtype)
+            )
             ours = getattr(fastrnn, name)(I, H, **extra).to(dtype)
             ours.load_state_dict(ref.state_dict())
             got = cell_step(ours, x, states, up)
-            refs = {"torch.nn float64": cell_step(cast_module(ref, torch.float64), x.double(),
-                                                   as_dtype(states, torch.float64),
-                                                   as_dtype(up, torch.float64))}
+            refs = {
+                "torch.nn float64": cell_step(
+                    cast_module(ref, torch.float64),
+                    x.double(),
+                    as_dtype(states, torch.float64),
+                    as_dtype(up, torch.float64),
+                )
+            }
             if dtype == torch.float32:
                 refs["torch.nn float32"] = cell_step(ref, x, states, up)
             for ref_name, r in refs.items():
-                bad += [f"{place} = {value_name}, vs {ref_name}: {d}"
-                        for d in pattern_differences(got, r)]
+                bad += [
+                    f"{place} = {value_name}, vs {ref_name}: {d}"
+                    for d in pattern_differences(got, r)
+                ]
     assert not bad, "\n".join(bad)
 
 
@@ -506,9 +573,13 @@ def test_relu_backward_is_threshold_backward(dtype):
 
 # --- 3. sizes ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("I,H,B", [(10, 0, 3), (0, 5, 3), (0, 0, 3), (10, 5, 0), (0, 0, 0)],
-                         ids=["H0", "I0", "I0-H0", "B0", "all0"])
+@pytest.mark.parametrize(
+    "I,H,B",
+    [(10, 0, 3), (0, 5, 3), (0, 0, 3), (10, 5, 0), (0, 0, 0)],
+    ids=["H0", "I0", "I0-H0", "B0", "all0"],
+)
 @pytest.mark.parametrize("kind", list(CELL_KINDS))
 def test_cell_zero_sizes_match_torch(kind, I, H, B, dtype):
     """torch.nn's cells take hidden_size 0, input_size 0 and an empty batch
@@ -529,8 +600,9 @@ def test_cell_zero_sizes_match_torch(kind, I, H, B, dtype):
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("batch_sizes", [[0], [0, 0], [3, 0], [3, 1, 0, 0]],
-                         ids=["0", "0-0", "3-0", "3-1-0-0"])
+@pytest.mark.parametrize(
+    "batch_sizes", [[0], [0, 0], [3, 0], [3, 1, 0, 0]], ids=["0", "0-0", "3-0", "3-1-0-0"]
+)
 @pytest.mark.parametrize("kind", list(MODULE_KINDS))
 def test_packed_empty_steps_match_torch(kind, batch_sizes, bidirectional):
     """PackedSequences with steps of no sequences (batch sizes 0), which
@@ -546,10 +618,17 @@ def test_packed_empty_steps_match_torch(kind, batch_sizes, bidirectional):
     def run(module):
         module.zero_grad(set_to_none=True)
         d = data.clone().requires_grad_(True)
-        states = tuple(s.clone().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,)))
-        output, final = module(PackedSequence(d, batch_sizes), states if len(states) == 2 else states[0])
+        states = tuple(
+            s.clone().requires_grad_(True) for s in (hx if isinstance(hx, tuple) else (hx,))
+        )
+        output, final = module(
+            PackedSequence(d, batch_sizes), states if len(states) == 2 else states[0]
+        )
         finals = final if isinstance(final, tuple) else (final,)
-        loss = (output.data * torch.linspace(-1, 1, output.data.numel(), dtype=d.dtype).view_as(output.data)).sum()
+        loss = (
+            output.data
+            * torch.linspace(-1, 1, output.data.numel(), dtype=d.dtype).view_as(output.data)
+        ).sum()
         loss = loss + sum((f * f).sum() for f in finals)
         loss.backward()
         result = {"output": output.data.detach(), "grad_data": d.grad}
@@ -570,35 +649,49 @@ def test_op_zero_sizes_agree_with_reference(kind, direction):
     weight gradients of an empty batch, the input gradient of no hidden units)."""
     cell, relu, projected = OP_KINDS[kind]
     G = ops.GATES[cell]
-    cases = [dict(T=2, B=3, I=0, H=4), dict(T=2, B=0, I=3, H=4), dict(T=2, B=3, I=3, H=4, bs=[3, 0])]
+    cases = [
+        dict(T=2, B=3, I=0, H=4),
+        dict(T=2, B=0, I=3, H=4),
+        dict(T=2, B=3, I=3, H=4, bs=[3, 0]),
+    ]
     if not projected:  # a projection needs 0 < proj_size < hidden_size
         cases.append(dict(T=2, B=3, I=3, H=0))
     for case in cases:
         T, B, I, H = case["T"], case["B"], case["I"], case["H"]
         P = 2 if projected else H
         bs = torch.tensor(case["bs"]) if "bs" in case else None
-        args = dict(input=torch.randn(*((int(bs.sum()),) if bs is not None else (T, B)), I,
-                                      dtype=torch.float64),
-                    hx=torch.randn(B, P, dtype=torch.float64),
-                    cx=torch.randn(B, H, dtype=torch.float64) if cell == "lstm" else None,
-                    w_ih=torch.randn(G * H, I, dtype=torch.float64),
-                    w_hh=torch.randn(G * H, P, dtype=torch.float64),
-                    b_ih=torch.randn(G * H, dtype=torch.float64),
-                    b_hh=torch.randn(G * H, dtype=torch.float64),
-                    w_hr=torch.randn(P, H, dtype=torch.float64) if projected else None)
+        args = dict(
+            input=torch.randn(
+                *((int(bs.sum()),) if bs is not None else (T, B)), I, dtype=torch.float64
+            ),
+            hx=torch.randn(B, P, dtype=torch.float64),
+            cx=torch.randn(B, H, dtype=torch.float64) if cell == "lstm" else None,
+            w_ih=torch.randn(G * H, I, dtype=torch.float64),
+            w_hh=torch.randn(G * H, P, dtype=torch.float64),
+            b_ih=torch.randn(G * H, dtype=torch.float64),
+            b_hh=torch.randn(G * H, dtype=torch.float64),
+            w_hr=torch.randn(P, H, dtype=torch.float64) if projected else None,
+        )
         results = {}
         for impl_name, impl in (("ours", ops.layer), ("reference", reference.layer)):
-            leaves = {k: v.clone().requires_grad_(direction == "backward")
-                      for k, v in args.items() if v is not None}
+            leaves = {
+                k: v.clone().requires_grad_(direction == "backward")
+                for k, v in args.items()
+                if v is not None
+            }
             out = impl(cell, **{k: leaves.get(k) for k in args}, batch_sizes=bs, relu=relu)
             outs = [o for o in out if o is not None]
             r = {f"out{i}": o.detach() for i, o in enumerate(outs)}
             if direction == "backward":
-                loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum()
-                           for o in outs)
+                loss = sum(
+                    (o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum()
+                    for o in outs
+                )
                 grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-                r.update((f"grad_{k}", torch.zeros_like(v) if g is None else g)
-                         for (k, v), g in zip(leaves.items(), grads))
+                r.update(
+                    (f"grad_{k}", torch.zeros_like(v) if g is None else g)
+                    for (k, v), g in zip(leaves.items(), grads)
+                )
             results[impl_name] = r
         compare(results["ours"], results["reference"], **F64_TOL)
 
@@ -617,19 +710,19 @@ def rank_one_input(rows):
     """x [1, rows, BIG_I] float32 with x[0, n, i] = a[n] * b[i], exactly (a
     has 16 significant bits, b 8), and a, b in float64: so x W^T = a (W b)^T
     has a float64 truth without a float64 copy of x."""
-    a = torch.randint(-2 ** 15, 2 ** 15, (rows,)).float() / 2 ** 15
+    a = torch.randint(-(2**15), 2**15, (rows,)).float() / 2**15
     b = torch.randint(-127, 128, (BIG_I,)).float() / 128
     x = torch.empty(1, rows, BIG_I)
     torch.mul(a[:, None], b[None, :], out=x[0])
     return x, a.double(), b.double()
 
 
-def torch_native(f):
-    """f() with torch.nn on its native path: its float32 LSTM on oneDNN could
-    not create a primitive for 8191 rows of 65536 features, and its backward
-    asked for 24 GiB."""
+def torch_native(f, *args):
+    """f(*args) with torch.nn on its native path: its float32 LSTM on oneDNN
+    could not create a primitive for 8191 rows of 65536 features, and its
+    backward asked for 24 GiB."""
     with torch.backends.mkldnn.flags(enabled=False):
-        return f()
+        return f(*args)
 
 
 def small_twin(module, a, b):
@@ -637,10 +730,13 @@ def small_twin(module, a, b):
     (W_ih b) and identity W_ih give module's pre-activations on rank_one_input
     exactly: its input gradient is the gates' gradient."""
     G = module.weight_ih_l0.shape[0] // module.hidden_size
-    twin = type(module)(G * module.hidden_size, module.hidden_size,
-                        **({"nonlinearity": module.nonlinearity} if module.mode.startswith("RNN") else {})).double()
+    twin = type(module)(
+        G * module.hidden_size,
+        module.hidden_size,
+        **({"nonlinearity": module.nonlinearity} if module.mode.startswith("RNN") else {}),
+    ).double()
     state = {k: v.double() for k, v in module.state_dict().items()}
-    projected = (module.weight_ih_l0.double() @ b)  # [G * H]
+    projected = module.weight_ih_l0.double() @ b  # [G * H]
     state["weight_ih_l0"] = torch.eye(G * module.hidden_size, dtype=torch.float64)
     twin.load_state_dict(state)
     return twin, (a[None, :, None] * projected[None, None, :]).detach()
@@ -651,15 +747,16 @@ TF32_WARNING = "ignore:TF32 acceleration on top of oneDNN"
 
 
 @pytest.mark.filterwarnings(TF32_WARNING)
-@pytest.mark.parametrize("kind,rows", [("rnn_tanh", 8191), ("rnn_tanh", 8192), ("lstm", 8192),
-                                       ("gru", 8192)])
+@pytest.mark.parametrize(
+    "kind,rows", [("rnn_tanh", 8191), ("rnn_tanh", 8192), ("lstm", 8192), ("gru", 8192)]
+)
 def test_input_projection_across_2_31_bytes(kind, rows):
     ref, ours = make_pair(MODULE_KINDS[kind][0], BIG_I, 2, dtype=torch.float32)
     x, a, b = rank_one_input(rows)
     twin, x_twin = small_twin(ref, a, b)
     with torch.no_grad():
         truth = dict(zip(("output", "h_n"), twin(x_twin)))
-        theirs = dict(zip(("output", "h_n"), torch_native(lambda: ref(x))))
+        theirs = dict(zip(("output", "h_n"), torch_native(ref, x)))
         got = dict(zip(("output", "h_n"), ours(x)))
     del x
     if kind == "lstm":
@@ -683,16 +780,21 @@ def test_backward_across_2_31_bytes():
     (twin(x_twin)[0] * upstream.double()).sum().backward()
     gates = x_twin.grad[0]  # [rows, G * H]
     sample = torch.cat([torch.arange(8186, 8192), torch.randint(0, rows, (58,))])
-    truth = {"grad_input": gates[sample] @ ref.weight_ih_l0.double(),
-             "grad_weight_ih_l0": (gates.t() @ a)[:, None] * b[None, :],
-             "grad_bias_ih_l0": gates.sum(0)}
+    truth = {
+        "grad_input": gates[sample] @ ref.weight_ih_l0.double(),
+        "grad_weight_ih_l0": (gates.t() @ a)[:, None] * b[None, :],
+        "grad_bias_ih_l0": gates.sum(0),
+    }
 
     def gradients(module):
         module.zero_grad(set_to_none=True)
         leaf = x.requires_grad_(True)
         (module(leaf)[0] * upstream).sum().backward()
-        result = {"grad_input": leaf.grad[0, sample], "grad_bias_ih_l0": module.bias_ih_l0.grad,
-                  "grad_weight_ih_l0": module.weight_ih_l0.grad}
+        result = {
+            "grad_input": leaf.grad[0, sample],
+            "grad_bias_ih_l0": module.bias_ih_l0.grad,
+            "grad_weight_ih_l0": module.weight_ih_l0.grad,
+        }
         leaf.grad = None
         return result
 

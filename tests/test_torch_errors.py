@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import fastrnn
+
 from helpers import compare, precision_excess
 
 try:
@@ -32,9 +33,14 @@ try:
 except ImportError as error:  # torch.testing._internal imports expecttest
     module_db, MODULE_DB_MISSING = None, f"module_db unavailable ({error}): pip install expecttest"
 
-FASTRNN_CLASS = {nn.RNN: fastrnn.RNN, nn.LSTM: fastrnn.LSTM, nn.GRU: fastrnn.GRU,
-                 nn.RNNCell: fastrnn.RNNCell, nn.LSTMCell: fastrnn.LSTMCell,
-                 nn.GRUCell: fastrnn.GRUCell}
+FASTRNN_CLASS = {
+    nn.RNN: fastrnn.RNN,
+    nn.LSTM: fastrnn.LSTM,
+    nn.GRU: fastrnn.GRU,
+    nn.RNNCell: fastrnn.RNNCell,
+    nn.LSTMCell: fastrnn.LSTMCell,
+    nn.GRUCell: fastrnn.GRUCell,
+}
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -51,9 +57,13 @@ def _same_error(call_torch, call_fastrnn, exc=Exception, match=None):
 
 # --- module_db -----------------------------------------------------------------------------
 
+
 def _module_infos():
-    return [] if module_db is None else [
-        info for info in module_db if info.module_cls in FASTRNN_CLASS]
+    return (
+        []
+        if module_db is None
+        else [info for info in module_db if info.module_cls in FASTRNN_CLASS]
+    )
 
 
 def _cases(inputs_of):
@@ -61,19 +71,29 @@ def _cases(inputs_of):
     parameters; one skipped parameter where module_db is unavailable."""
     if module_db is None:
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=MODULE_DB_MISSING))]
-    return [pytest.param(info, i, id=f"{info.module_cls.__name__}-{i}")
-            for info in _module_infos() for i in range(len(inputs_of(info)))]
+    return [
+        pytest.param(info, i, id=f"{info.module_cls.__name__}-{i}")
+        for info in _module_infos()
+        for i in range(len(inputs_of(info)))
+    ]
 
 
 def _samples(info, dtype, training):
     # with_packed_sequence: nn.RNN's and nn.GRU's packed samples too
-    return info.module_inputs_func(info, device="cpu", dtype=dtype, requires_grad=True,
-                                   training=training, with_packed_sequence=True)
+    return info.module_inputs_func(
+        info,
+        device="cpu",
+        dtype=dtype,
+        requires_grad=True,
+        training=training,
+        with_packed_sequence=True,
+    )
 
 
 def _error_inputs(info, dtype, training):
-    return info.module_error_inputs_func(info, device="cpu", dtype=dtype, requires_grad=False,
-                                         training=training)
+    return info.module_error_inputs_func(
+        info, device="cpu", dtype=dtype, requires_grad=False, training=training
+    )
 
 
 def _pair(info, constructor):
@@ -89,8 +109,9 @@ def _cast(obj, dtype):
     if isinstance(obj, torch.Tensor):
         return obj.detach().to(dtype).requires_grad_(obj.requires_grad)
     if isinstance(obj, PackedSequence):
-        return PackedSequence(_cast(obj.data, dtype), obj.batch_sizes, obj.sorted_indices,
-                              obj.unsorted_indices)
+        return PackedSequence(
+            _cast(obj.data, dtype), obj.batch_sizes, obj.sorted_indices, obj.unsorted_indices
+        )
     if isinstance(obj, (tuple, list)):
         return type(obj)(_cast(o, dtype) for o in obj)
     return obj
@@ -116,8 +137,10 @@ def _run(module, args, kwargs, dtype, sample_dtype):
     args = _cast(args, dtype)
     outputs = _tensors(module(*args, **kwargs))
     gen = torch.Generator().manual_seed(0)
-    upstream = [torch.randn(o.shape, generator=gen, dtype=torch.float64).to(sample_dtype).to(dtype)
-                for o in outputs]
+    upstream = [
+        torch.randn(o.shape, generator=gen, dtype=torch.float64).to(sample_dtype).to(dtype)
+        for o in outputs
+    ]
     sum((o * u).sum() for o, u in zip(outputs, upstream)).backward()
     result = {f"output{i}": o.detach() for i, o in enumerate(outputs)}
     leaves = [t for t in _tensors(args) if t.requires_grad]
@@ -147,17 +170,21 @@ def test_module_db_samples_match_torch(info, index, dtype, training):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
-@pytest.mark.parametrize("info,index",
-                         _cases(lambda info: _error_inputs(info, torch.float32, True)))
+@pytest.mark.parametrize(
+    "info,index", _cases(lambda info: _error_inputs(info, torch.float32, True))
+)
 def test_module_db_errors_like_torch(info, index, dtype, training):
     error_input = _error_inputs(info, dtype, training)[index]
     module_input = error_input.module_error_input
     constructor = module_input.constructor_input
     exc, match = error_input.error_type, error_input.error_regex
     if error_input.error_on == ModuleErrorEnum.CONSTRUCTION_ERROR:
-        _same_error(lambda: info.module_cls(*constructor.args, **constructor.kwargs),
-                    lambda: FASTRNN_CLASS[info.module_cls](*constructor.args,
-                                                          **constructor.kwargs), exc, match)
+        _same_error(
+            lambda: info.module_cls(*constructor.args, **constructor.kwargs),
+            lambda: FASTRNN_CLASS[info.module_cls](*constructor.args, **constructor.kwargs),
+            exc,
+            match,
+        )
         with pytest.raises(exc, match=match):
             FASTRNN_CLASS[info.module_cls](*constructor.args, **constructor.kwargs)
         return
@@ -165,8 +192,12 @@ def test_module_db_errors_like_torch(info, index, dtype, training):
     ref.train(training)
     ours.train(training)
     forward = module_input.forward_input
-    _same_error(lambda: ref(*forward.args, **forward.kwargs),
-                lambda: ours(*forward.args, **forward.kwargs), exc, match)
+    _same_error(
+        lambda: ref(*forward.args, **forward.kwargs),
+        lambda: ours(*forward.args, **forward.kwargs),
+        exc,
+        match,
+    )
     with pytest.raises(exc, match=match):
         ours(*forward.args, **forward.kwargs)
 
@@ -183,11 +214,13 @@ def test_module_db_covers_the_six_classes():
 # --- the modules: torch.nn's checks one by one ---------------------------------------------
 
 I, H, L, B, T, P = 4, 5, 2, 3, 6, 2  # input, hidden, layers, batch, steps, proj_size
-MODULES = {"rnn_tanh": (nn.RNN, fastrnn.RNN, {}),
-           "rnn_relu": (nn.RNN, fastrnn.RNN, {"nonlinearity": "relu"}),
-           "lstm": (nn.LSTM, fastrnn.LSTM, {}),
-           "lstm_proj": (nn.LSTM, fastrnn.LSTM, {"proj_size": P}),
-           "gru": (nn.GRU, fastrnn.GRU, {})}
+MODULES = {
+    "rnn_tanh": (nn.RNN, fastrnn.RNN, {}),
+    "rnn_relu": (nn.RNN, fastrnn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (nn.LSTM, fastrnn.LSTM, {}),
+    "lstm_proj": (nn.LSTM, fastrnn.LSTM, {"proj_size": P}),
+    "gru": (nn.GRU, fastrnn.GRU, {}),
+}
 
 
 def _module_pair(kind, mutate=None, **kwargs):
@@ -222,8 +255,10 @@ def _packed(data=None, batch_sizes=(3, 3, 2, 1), **indices):
 
 def _set(name, change):
     """mutate: replace the parameter `name` by change(its tensor)."""
+
     def mutate(module):
         setattr(module, name, nn.Parameter(change(getattr(module, name).detach())))
+
     return mutate
 
 
@@ -238,7 +273,10 @@ LSTMS = ("lstm", "lstm_proj")
 MODULE_ERRORS = {
     # the input
     "input float64": (MODULES, lambda m, k: m(x(T, B, I, dtype=torch.float64))),
-    "input float64 and wrong input_size": (MODULES, lambda m, k: m(x(T, B, I + 1, dtype=torch.float64))),
+    "input float64 and wrong input_size": (
+        MODULES,
+        lambda m, k: m(x(T, B, I + 1, dtype=torch.float64)),
+    ),
     "input int64": (MODULES, lambda m, k: m(torch.ones(T, B, I, dtype=torch.long))),
     "input float16": (MODULES, lambda m, k: m(x(T, B, I, dtype=torch.float16))),
     "input 1-D": (MODULES, lambda m, k: m(x(I))),
@@ -252,8 +290,10 @@ MODULE_ERRORS = {
     "hx float64": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, dtype=torch.float64))),
     "hx float16": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, dtype=torch.float16))),
     "hx int64": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, dtype=torch.long))),
-    "hx float64 and wrong batch": (MODULES,
-                                   lambda m, k: m(x(T, B, I), _hx(k, (B + 1,), dtype=torch.float64))),
+    "hx float64 and wrong batch": (
+        MODULES,
+        lambda m, k: m(x(T, B, I), _hx(k, (B + 1,), dtype=torch.float64)),
+    ),
     "hx batch": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, (B + 1,)))),
     "hx layers": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, layers=L + 1))),
     "hx features": (MODULES, lambda m, k: m(x(T, B, I), _hx(k, features=H + 1))),
@@ -270,15 +310,18 @@ MODULE_ERRORS = {
     "packed float16": (MODULES, lambda m, k: m(_packed(x(9, I, dtype=torch.float16)))),
     "packed input_size": (MODULES, lambda m, k: m(_packed(x(9, I + 1)))),
     "packed data 3-D": (MODULES, lambda m, k: m(_packed(x(9, 1, I)))),
-    "batch_sizes float": (MODULES, lambda m, k: m(_packed(batch_sizes=(3., 3., 2., 1.)))),
-    "batch_sizes float with hx": (MODULES,
-                                  lambda m, k: m(_packed(batch_sizes=(3., 3., 2., 1.)), _hx(k))),
-    "batch_sizes int32": (MODULES,
-                          lambda m, k: m(_packed(batch_sizes=torch.tensor([3, 3, 2, 1]).int()))),
+    "batch_sizes float": (MODULES, lambda m, k: m(_packed(batch_sizes=(3.0, 3.0, 2.0, 1.0)))),
+    "batch_sizes float with hx": (
+        MODULES,
+        lambda m, k: m(_packed(batch_sizes=(3.0, 3.0, 2.0, 1.0)), _hx(k)),
+    ),
+    "batch_sizes int32": (
+        MODULES,
+        lambda m, k: m(_packed(batch_sizes=torch.tensor([3, 3, 2, 1]).int())),
+    ),
     "batch_sizes 2-D": (MODULES, lambda m, k: m(_packed(x(9, I), torch.tensor([[3, 3], [2, 1]])))),
     "batch_sizes increasing": (MODULES, lambda m, k: m(_packed(batch_sizes=(3, 2, 3, 1)))),
-    "batch_sizes sum more than the rows": (MODULES,
-                                           lambda m, k: m(_packed(x(9, I), (3, 3, 3, 1)))),
+    "batch_sizes sum more than the rows": (MODULES, lambda m, k: m(_packed(x(9, I), (3, 3, 3, 1)))),
     "batch_sizes negative": (MODULES, lambda m, k: m(_packed(x(9, I), (3, 3, 4, -1)))),
     "packed hx batch": (MODULES, lambda m, k: m(_packed(), _hx(k, (B + 1,)))),
     "packed hx 2-D": (MODULES, lambda m, k: m(_packed(), _hx(k, ()))),
@@ -295,7 +338,10 @@ MODULE_ERRORS = {
     "hx a tensor": (LSTMS, lambda m, k: m(x(T, B, I), torch.stack([_hx(k)[1]] * 2))),
     "packed hx a tensor": (LSTMS, lambda m, k: m(_packed(), torch.stack([_hx(k)[1]] * 2))),
     "packed c0 features": (LSTMS, lambda m, k: m(_packed(), _hx(k, cell=H + 1))),
-    "packed c0 float64": (LSTMS, lambda m, k: m(_packed(), (_hx(k)[0], x(L, B, H, dtype=torch.float64)))),
+    "packed c0 float64": (
+        LSTMS,
+        lambda m, k: m(_packed(), (_hx(k)[0], x(L, B, H, dtype=torch.float64))),
+    ),
     "packed hx of one state": (LSTMS, lambda m, k: m(_packed(), _hx(k)[:1])),
     "packed hx of three states": (LSTMS, lambda m, k: m(_packed(), _hx(k) + (x(L, B, H),))),
     # a state that is not what the class takes
@@ -304,8 +350,11 @@ MODULE_ERRORS = {
 
 
 def _module_error_cases(table):
-    return [pytest.param(kind, label, id=f"{kind}-{label}")
-            for label, (kinds, _) in table.items() for kind in kinds]
+    return [
+        pytest.param(kind, label, id=f"{kind}-{label}")
+        for label, (kinds, _) in table.items()
+        for kind in kinds
+    ]
 
 
 @pytest.mark.parametrize("kind,label", _module_error_cases(MODULE_ERRORS))
@@ -344,8 +393,11 @@ WEIGHT_ERRORS_PROJ = {
 def _weight_cases():
     cases = [(kind, label) for label in WEIGHT_ERRORS for kind in MODULES]
     cases += [("lstm_proj", label) for label in WEIGHT_ERRORS_PROJ]
-    return [pytest.param(kind, label, packed, id=f"{kind}-{label}-{'packed' if packed else 'padded'}")
-            for kind, label in cases for packed in (False, True)]
+    return [
+        pytest.param(kind, label, packed, id=f"{kind}-{label}-{'packed' if packed else 'padded'}")
+        for kind, label in cases
+        for packed in (False, True)
+    ]
 
 
 def _refused_like_torch(call_torch, call_fastrnn, own_match):
@@ -370,14 +422,35 @@ def test_module_weight_errors_like_torch(kind, label, packed):
     _refused_like_torch(lambda: ref(input), lambda: ours(input), r"fastrnn\.\w+_forward: ")
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(hidden_size=0), dict(hidden_size=-1), dict(hidden_size=5.0), dict(input_size=0),
-    dict(input_size=-1), dict(input_size=4.0), dict(input_size="4"), dict(num_layers=0),
-    dict(num_layers=-1), dict(dropout=1.5), dict(dropout=-0.1), dict(dropout="0.5"),
-    dict(dropout=True), dict(bias=1), dict(bias="True"), dict(batch_first=0),
-    dict(batch_first=None), dict(proj_size=-1), dict(proj_size=H), dict(proj_size=H + 1),
-    dict(proj_size=2), dict(nonlinearity="sigmoid"), dict(nonlinearity="relu"),
-], ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()))
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(hidden_size=0),
+        dict(hidden_size=-1),
+        dict(hidden_size=5.0),
+        dict(input_size=0),
+        dict(input_size=-1),
+        dict(input_size=4.0),
+        dict(input_size="4"),
+        dict(num_layers=0),
+        dict(num_layers=-1),
+        dict(dropout=1.5),
+        dict(dropout=-0.1),
+        dict(dropout="0.5"),
+        dict(dropout=True),
+        dict(bias=1),
+        dict(bias="True"),
+        dict(batch_first=0),
+        dict(batch_first=None),
+        dict(proj_size=-1),
+        dict(proj_size=H),
+        dict(proj_size=H + 1),
+        dict(proj_size=2),
+        dict(nonlinearity="sigmoid"),
+        dict(nonlinearity="relu"),
+    ],
+    ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()),
+)
 @pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
 def test_module_constructor_errors_like_torch(cls, kwargs):
     """The constructors are torch.nn's (RNNBase's); RNN and GRU refuse
@@ -395,10 +468,12 @@ def test_module_constructor_errors_like_torch(cls, kwargs):
 # --- the cells -----------------------------------------------------------------------------
 
 CI, CH, CB = 10, 20, 3  # the cells' input_size, hidden_size, batch (module_db's)
-CELLS = {"rnn_tanh": (nn.RNNCell, fastrnn.RNNCell, {}),
-         "rnn_relu": (nn.RNNCell, fastrnn.RNNCell, {"nonlinearity": "relu"}),
-         "lstm": (nn.LSTMCell, fastrnn.LSTMCell, {}),
-         "gru": (nn.GRUCell, fastrnn.GRUCell, {})}
+CELLS = {
+    "rnn_tanh": (nn.RNNCell, fastrnn.RNNCell, {}),
+    "rnn_relu": (nn.RNNCell, fastrnn.RNNCell, {"nonlinearity": "relu"}),
+    "lstm": (nn.LSTMCell, fastrnn.LSTMCell, {}),
+    "gru": (nn.GRUCell, fastrnn.GRUCell, {}),
+}
 
 
 def _cell_pair(kind, mutate=None, bias=True):
@@ -433,10 +508,16 @@ CELL_ERRORS = {
     "batch and hidden_size": (CELLS, lambda m, k: m(x(CB, CI), _state(k, CB + 2, CH + 1))),
     "input float64": (CELLS, lambda m, k: m(x(CB, CI, dtype=f64), _state(k, CB, CH))),
     "input float64 without hx": (CELLS, lambda m, k: m(x(CB, CI, dtype=f64))),
-    "input float64 and input_size": (CELLS, lambda m, k: m(x(CB, CI + 1, dtype=f64), _state(k, CB, CH))),
+    "input float64 and input_size": (
+        CELLS,
+        lambda m, k: m(x(CB, CI + 1, dtype=f64), _state(k, CB, CH)),
+    ),
     "input float64 and batch": (CELLS, lambda m, k: m(x(CB, CI, dtype=f64), _state(k, CB + 2, CH))),
     "hx float64": (CELLS, lambda m, k: m(x(CB, CI), _state(k, CB, CH, dtype=f64))),
-    "hx float64 and hidden_size": (CELLS, lambda m, k: m(x(CB, CI), _state(k, CB, CH + 1, dtype=f64))),
+    "hx float64 and hidden_size": (
+        CELLS,
+        lambda m, k: m(x(CB, CI), _state(k, CB, CH + 1, dtype=f64)),
+    ),
     "hx float16": (CELLS, lambda m, k: m(x(CB, CI), _state(k, CB, CH, dtype=torch.float16))),
     "input int64": (CELLS, lambda m, k: m(torch.ones(CB, CI, dtype=torch.long))),
     "input float16": (CELLS, lambda m, k: m(x(CB, CI, dtype=torch.float16))),
@@ -488,17 +569,27 @@ def test_cell_device_errors_like_torch(kind, label, bias):
         pytest.skip("only an LSTMCell has c")
     ref, ours = _cell_pair(kind, bias=bias)
     call = CELL_DEVICE_ERRORS[label]
-    _refused_like_torch(lambda: call(ref, kind), lambda: call(ours, kind),
-                        r"fastrnn\.\w+_forward: \w+: expected device")
+    _refused_like_torch(
+        lambda: call(ref, kind),
+        lambda: call(ours, kind),
+        r"fastrnn\.\w+_forward: \w+: expected device",
+    )
 
 
 def test_cell_checks_shapes_before_dtypes():
     """float64 input into a float32 cell with the wrong input_size: torch.nn
     reports the size, and so does fastrnn (it reported the dtype)."""
     ref, ours = _cell_pair("lstm")
-    call = lambda m: m(x(CB, CI + 1, dtype=f64), _state("lstm", CB, CH))
-    _same_error(lambda: call(ref), lambda: call(ours), RuntimeError,
-                "^input has inconsistent input_size: got 11 expected 10$")
+
+    def call(m):
+        return m(x(CB, CI + 1, dtype=f64), _state("lstm", CB, CH))
+
+    _same_error(
+        lambda: call(ref),
+        lambda: call(ours),
+        RuntimeError,
+        "^input has inconsistent input_size: got 11 expected 10$",
+    )
 
 
 CELL_WEIGHT_ERRORS = {
@@ -517,11 +608,13 @@ CELL_WEIGHT_ERRORS = {
 
 
 # a second fault with the weight's, to pin which of them torch.nn reports
-ALSO = {"alone": lambda k: (x(CB, CI), _state(k, CB, CH)),
-        "without hx": lambda k: (x(CB, CI), None),
-        "and input_size": lambda k: (x(CB, CI + 1), _state(k, CB, CH)),
-        "and hidden_size": lambda k: (x(CB, CI), _state(k, CB, CH + 1)),
-        "and float64 input": lambda k: (x(CB, CI, dtype=f64), _state(k, CB, CH))}
+ALSO = {
+    "alone": lambda k: (x(CB, CI), _state(k, CB, CH)),
+    "without hx": lambda k: (x(CB, CI), None),
+    "and input_size": lambda k: (x(CB, CI + 1), _state(k, CB, CH)),
+    "and hidden_size": lambda k: (x(CB, CI), _state(k, CB, CH + 1)),
+    "and float64 input": lambda k: (x(CB, CI, dtype=f64), _state(k, CB, CH)),
+}
 
 
 @pytest.mark.parametrize("also", ALSO)
@@ -536,10 +629,18 @@ def test_cell_weight_errors_like_torch(kind, label, also):
     _same_error(lambda: ref(input, hx), lambda: ours(input, hx))
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(input_size=-1), dict(hidden_size=-1), dict(input_size=4.0), dict(hidden_size=5.0),
-    dict(input_size="4"), dict(nonlinearity="sigmoid"),
-], ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()))
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(input_size=-1),
+        dict(hidden_size=-1),
+        dict(input_size=4.0),
+        dict(hidden_size=5.0),
+        dict(input_size="4"),
+        dict(nonlinearity="sigmoid"),
+    ],
+    ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()),
+)
 @pytest.mark.parametrize("kind", CELLS)
 def test_cell_constructor_and_nonlinearity_errors_like_torch(kind, kwargs):
     """The constructors are torch.nn's (RNNCellBase's); an unknown
@@ -558,20 +659,24 @@ def test_cell_constructor_and_nonlinearity_errors_like_torch(kind, kwargs):
 
 # --- accepted as torch.nn accepts them -----------------------------------------------------
 
+
 def _outputs(result):
     return {f"out{i}": t.detach() for i, t in enumerate(_tensors(result))}
 
 
-@pytest.mark.parametrize("case", ["hx a list", "unbatched hx of three states",
-                                  "unbatched hx a tensor"])
+@pytest.mark.parametrize(
+    "case", ["hx a list", "unbatched hx of three states", "unbatched hx a tensor"]
+)
 def test_lstm_cell_states_taken_as_torch_takes_them(case):
     """torch.nn's LSTMCell takes (h, c) as a list; unbatched it reads hx[0]
     and hx[1] of whatever it is given. fastrnn likewise, same results."""
     ref, ours = _cell_pair("lstm")
     h, c = x(CB, CH), x(CB, CH)
-    input, hx = {"hx a list": (x(CB, CI), [h, c]),
-                 "unbatched hx of three states": (x(CI), (h[0], c[0], h[1])),
-                 "unbatched hx a tensor": (x(CI), h[:2])}[case]
+    input, hx = {
+        "hx a list": (x(CB, CI), [h, c]),
+        "unbatched hx of three states": (x(CI), (h[0], c[0], h[1])),
+        "unbatched hx a tensor": (x(CI), h[:2]),
+    }[case]
     compare(_outputs(ours(input, hx)), _outputs(ref(input, hx)), atol=1e-6, rtol=1e-6)
 
 
@@ -619,37 +724,78 @@ def test_cell_zero_sizes_as_torch(kind, sizes, dtype):
 # fastrnn's message)
 STRICTER = {
     # torch.nn broadcasts the bias: a [1, G*H] or a [1] bias passes unnoticed
-    "bias 2-D": ("modules", _set("bias_ih_l0", lambda w: w.view(1, -1)),
-                 lambda m, k: m(x(T, B, I)), r"b_ih: expected shape \[\d+\], got \[1, \d+\]"),
-    "bias of one element": ("modules", _set("bias_hh_l0", lambda w: w[:1]),
-                            lambda m, k: m(x(T, B, I)), r"b_hh: expected shape \[\d+\], got \[1\]"),
-    "packed bias 2-D": ("modules", _set("bias_ih_l0", lambda w: w.view(1, -1)),
-                        lambda m, k: m(_packed()), r"b_ih: expected shape"),
+    "bias 2-D": (
+        "modules",
+        _set("bias_ih_l0", lambda w: w.view(1, -1)),
+        lambda m, k: m(x(T, B, I)),
+        r"b_ih: expected shape \[\d+\], got \[1, \d+\]",
+    ),
+    "bias of one element": (
+        "modules",
+        _set("bias_hh_l0", lambda w: w[:1]),
+        lambda m, k: m(x(T, B, I)),
+        r"b_hh: expected shape \[\d+\], got \[1\]",
+    ),
+    "packed bias 2-D": (
+        "modules",
+        _set("bias_ih_l0", lambda w: w.view(1, -1)),
+        lambda m, k: m(_packed()),
+        r"b_ih: expected shape",
+    ),
     # torch.nn reads batch_sizes without checking them against the data
     "batch_sizes sum to fewer rows than the data": (
-        "modules", None, lambda m, k: m(_packed(x(9, I), (3, 3, 1, 1))),
-        "batch_sizes sum to 8 but input has 9 rows"),
-    "packed weight on meta": ("modules", _set("weight_ih_l0", lambda w: w.to("meta")),
-                              lambda m, k: m(_packed()), "w_ih: expected device cpu"),
-    "cell bias 2-D": ("cells", _set("bias_ih", lambda w: w.view(1, -1)),
-                      lambda m, k: m(x(CB, CI)), r"b_ih: expected shape \[\d+\], got \[1, \d+\]"),
-    "cell bias of one element": ("cells", _set("bias_hh", lambda w: w[:1]),
-                                 lambda m, k: m(x(CB, CI)), r"b_hh: expected shape"),
-    "cell weight on meta": ("cells", _set("weight_ih", lambda w: w.to("meta")),
-                            lambda m, k: m(x(CB, CI)), "w_ih: expected device cpu"),
+        "modules",
+        None,
+        lambda m, k: m(_packed(x(9, I), (3, 3, 1, 1))),
+        "batch_sizes sum to 8 but input has 9 rows",
+    ),
+    "packed weight on meta": (
+        "modules",
+        _set("weight_ih_l0", lambda w: w.to("meta")),
+        lambda m, k: m(_packed()),
+        "w_ih: expected device cpu",
+    ),
+    "cell bias 2-D": (
+        "cells",
+        _set("bias_ih", lambda w: w.view(1, -1)),
+        lambda m, k: m(x(CB, CI)),
+        r"b_ih: expected shape \[\d+\], got \[1, \d+\]",
+    ),
+    "cell bias of one element": (
+        "cells",
+        _set("bias_hh", lambda w: w[:1]),
+        lambda m, k: m(x(CB, CI)),
+        r"b_hh: expected shape",
+    ),
+    "cell weight on meta": (
+        "cells",
+        _set("weight_ih", lambda w: w.to("meta")),
+        lambda m, k: m(x(CB, CI)),
+        "w_ih: expected device cpu",
+    ),
     # torch.nn.LSTMCell computes h and c in c's dtype when only c differs
-    "LSTMCell c float64": ("lstm_cell", None, lambda m, k: m(x(CB, CI), (x(CB, CH), x(CB, CH, dtype=f64))),
-                           "cx: expected dtype Float"),
-    "LSTMCell c float16": ("lstm_cell", None,
-                           lambda m, k: m(x(CB, CI), (x(CB, CH), x(CB, CH, dtype=torch.float16))),
-                           "cx: expected dtype Float"),
+    "LSTMCell c float64": (
+        "lstm_cell",
+        None,
+        lambda m, k: m(x(CB, CI), (x(CB, CH), x(CB, CH, dtype=f64))),
+        "cx: expected dtype Float",
+    ),
+    "LSTMCell c float16": (
+        "lstm_cell",
+        None,
+        lambda m, k: m(x(CB, CI), (x(CB, CH), x(CB, CH, dtype=torch.float16))),
+        "cx: expected dtype Float",
+    ),
 }
 
 
 def _stricter_cases():
     kinds = {"modules": MODULES, "cells": CELLS, "lstm_cell": ["lstm"]}
-    return [pytest.param(kind, label, id=f"{kind}-{label}")
-            for label, (what, *_) in STRICTER.items() for kind in kinds[what]]
+    return [
+        pytest.param(kind, label, id=f"{kind}-{label}")
+        for label, (what, *_) in STRICTER.items()
+        for kind in kinds[what]
+    ]
 
 
 @pytest.mark.parametrize("kind,label", _stricter_cases())
@@ -663,12 +809,14 @@ def test_stricter_than_torch(kind, label):
 
 # --- what finding torch.nn's exception costs ----------------------------------------------
 
+
 def test_refusal_leaves_the_rng_alone():
     """Finding torch.nn's exception runs torch.nn's forward, whose dropout
     draws from the RNG: after the refusal the RNG is as it was. (fastrnn
     refuses the 2-D bias of layer 0 before its own dropout runs.)"""
-    ref, ours = _module_pair("lstm", mutate=_set("bias_ih_l0", lambda w: w.view(1, -1)),
-                             dropout=0.5)
+    ref, ours = _module_pair(
+        "lstm", mutate=_set("bias_ih_l0", lambda w: w.view(1, -1)), dropout=0.5
+    )
     input = x(T, B, I)
     state = torch.get_rng_state()
     with pytest.raises(RuntimeError, match="b_ih: expected shape"):

@@ -10,6 +10,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fastrnn
+
 from helpers import CELLS, compare, forward_backward, make_inputs, make_pair
 
 CELL_IDS = list(CELLS)
@@ -19,12 +20,14 @@ LAYERS = 3
 # torch's RNN ops (fused or composite) by name, on any backend
 TORCH_RNN_OP = re.compile(
     r"^aten::(lstm|gru|rnn_tanh|rnn_relu|\w*_cell\w*|mkldnn_rnn\w*|_thnn_fused_\w+|"
-    r"_cudnn_rnn\w*|miopen_rnn\w*|_rnn_impl\w*)$")
+    r"_cudnn_rnn\w*|miopen_rnn\w*|_rnn_impl\w*)$"
+)
 # the math of a recurrence, done op by op at the Python dispatch level; inside
 # fastrnn's ops it is below the dispatcher, so none of it may show there
 RECURRENCE_MATH = re.compile(
     r"^aten::(mm|addmm|bmm|matmul|linear|sigmoid\w*|tanh\w*|relu\w*|threshold_backward|"
-    r"unsafe_chunk|unsafe_split|chunk)$")
+    r"unsafe_chunk|unsafe_split|chunk)$"
+)
 
 
 class OpRecorder(TorchDispatchMode):
@@ -62,12 +65,15 @@ def _torch_rnn_ops(names):
     return sorted(n for n in names if TORCH_RNN_OP.match(n))
 
 
-dtype_param = pytest.mark.parametrize("dtype", [torch.float32, torch.float64],
-                                      ids=["float32", "float64"])
+dtype_param = pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64], ids=["float32", "float64"]
+)
 # every cell, and an LSTM with proj_size (its projection is in the op too)
 MODULE_CASES = pytest.mark.parametrize(
-    "cell,kwargs", [(c, {}) for c in CELL_IDS] + [("lstm", {"proj_size": 2})],
-    ids=CELL_IDS + ["lstm_proj"])
+    "cell,kwargs",
+    [(c, {}) for c in CELL_IDS] + [("lstm", {"proj_size": 2})],
+    ids=CELL_IDS + ["lstm_proj"],
+)
 
 
 @dtype_param
@@ -118,8 +124,16 @@ def test_works_without_the_reference_and_torch_rnn_functions(cell, monkeypatch):
     for name in ("layer", "rnn_cell", "lstm_cell", "gru_cell"):
         monkeypatch.setattr(fastrnn.reference, name, _refuse)
     # what torch.nn's modules call
-    for name in ("rnn_tanh", "rnn_relu", "lstm", "gru", "rnn_tanh_cell", "rnn_relu_cell",
-                 "lstm_cell", "gru_cell"):
+    for name in (
+        "rnn_tanh",
+        "rnn_relu",
+        "lstm",
+        "gru",
+        "rnn_tanh_cell",
+        "rnn_relu_cell",
+        "lstm_cell",
+        "gru_cell",
+    ):
         monkeypatch.setattr(torch._VF, name, _refuse)
     with pytest.raises(AssertionError, match="called the Python reference"):
         ref(x, hx)  # the patch does bite torch.nn

@@ -15,4 +15,5 @@ def _private_cache(tmp_path, monkeypatch):
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("tests run offline")
+
     monkeypatch.setattr(corpora.urllib.request, "urlopen", offline)

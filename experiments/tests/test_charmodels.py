@@ -15,8 +15,16 @@ def test_flops_formula_matches_flop_counter(cell, num_layers):
     training step (float64 keeps torch.nn's LSTM off oneDNN, which the
     counter cannot see into)."""
     seq_len, batch = 9, 3
-    model = charmodels.build_model(cell, "torch", 30, seq_len, embed_size=12, hidden_size=20,
-                                   num_layers=num_layers, dtype=torch.float64)
+    model = charmodels.build_model(
+        cell,
+        "torch",
+        30,
+        seq_len,
+        embed_size=12,
+        hidden_size=20,
+        num_layers=num_layers,
+        dtype=torch.float64,
+    )
     ids = torch.randint(30, (batch, seq_len))
     with FlopCounterMode(display=False) as counter:
         logits = model(ids)

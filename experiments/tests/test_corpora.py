@@ -10,7 +10,7 @@ import pytest
 from experiments import chartrain, compare, corpora
 
 REPO = Path(__file__).resolve().parents[2]
-URLOPEN = corpora.urllib.request.urlopen      # before the fixture takes the network away
+URLOPEN = corpora.urllib.request.urlopen  # before the fixture takes the network away
 SHARED_TINYSHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
@@ -59,9 +59,9 @@ def test_tinyshakespeare_download_goes_to_the_cache(monkeypatch):
     path = corpora.tinyshakespeare()
     assert Path(path) == corpora.cache_dir() / "tinyshakespeare.txt"
     assert os.path.getsize(path) == corpora.TINYSHAKESPEARE_BYTES
-    assert list(corpora.cache_dir().iterdir()) == [Path(path)]     # no .part left behind
+    assert list(corpora.cache_dir().iterdir()) == [Path(path)]  # no .part left behind
     monkeypatch.setattr(corpora, "TINYSHAKESPEARE_URL", "file:///nonexistent")
-    assert corpora.tinyshakespeare() == path                         # from the cache now
+    assert corpora.tinyshakespeare() == path  # from the cache now
 
 
 def test_tinyshakespeare_offline_says_how_to_provide_it(tmp_path, capsys):

@@ -12,12 +12,13 @@ from experiments import charmodels, music
 
 
 def test_roll_of():
-    roll = music.roll_of([(0.0, 2.0, [60, 64]), (2.0, 0.5, [21]), (2.5, 0.5, [30]),
-                          (3.0, 1.0, [108, 109])])
+    roll = music.roll_of(
+        [(0.0, 2.0, [60, 64]), (2.0, 0.5, [21]), (2.5, 0.5, [30]), (3.0, 1.0, [108, 109])]
+    )
     assert roll.shape == (4, 88)
     assert roll[:2, 60 - 21].all() and roll[:2, 64 - 21].all() and not roll[2:, 60 - 21].any()
-    assert roll[2, 0] == 1 and roll[3, 87] == 1          # A0 and C8; 109 is off the piano
-    assert not roll[:, 30 - 21].any()                     # between two samples: no trace
+    assert roll[2, 0] == 1 and roll[3, 87] == 1  # A0 and C8; 109 is off the piano
+    assert not roll[:, 30 - 21].any()  # between two samples: no trace
     assert roll.sum() == 2 * 2 + 1 + 1
 
 
@@ -46,8 +47,9 @@ def _synthetic_rolls(n, seed=0):
 def test_music_pipeline_on_synthetic_rolls():
     train, valid, test = music.split(_synthetic_rolls(40))
     baseline = music.frequency_baseline(train, test)
-    row = music.train_cell("lstm", train, valid, test, hidden_size=32, epochs=30,
-                           batch_size=8, lr=3e-2)
+    row = music.train_cell(
+        "lstm", train, valid, test, hidden_size=32, epochs=30, batch_size=8, lr=3e-2
+    )
     assert row["test_nll"] < 0.5 * baseline, (row, baseline)
     assert row["params"] == music.params_of("lstm", 32)
 
@@ -61,12 +63,12 @@ def test_music_row_is_from_the_best_epoch():
 
 
 def test_music_without_music21_says_how_to_get_it(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "music21", None)      # import music21 -> ImportError
+    monkeypatch.setitem(sys.modules, "music21", None)  # import music21 -> ImportError
     rc = music.main(["--cache", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "pip install music21" in err
-    assert "pip install -r experiments/requirements.txt" in err     # from a checkout
+    assert "pip install -r experiments/requirements.txt" in err  # from a checkout
     assert "fastrnn[music]" not in err
 
 
@@ -80,11 +82,21 @@ def _has_music21():
 
 @pytest.mark.skipif(not _has_music21(), reason="music21 is not installed")
 def test_music_end_to_end_on_bach(tmp_path, capsys):
-    args = ["--max-chorales", "10", "--epochs", "2", "--cache", str(tmp_path / "cache"),
-            "--out", str(tmp_path / "out"), "--threads", "2"]
+    args = [
+        "--max-chorales",
+        "10",
+        "--epochs",
+        "2",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "out"),
+        "--threads",
+        "2",
+    ]
     assert music.main(args) == 0
     assert list((tmp_path / "cache").glob("bach_chorales_q1_n10.npz"))
-    assert music.main(args) == 0                          # the second time from the cache
+    assert music.main(args) == 0  # the second time from the cache
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert result["chorales"] == 10
     assert [r["cell"] for r in result["rows"]] == ["rnn", "lstm", "gru"]
