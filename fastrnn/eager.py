@@ -3,14 +3,15 @@ torch.library's Python wrapper, and every private torch API that needs.
 
 Why it exists: torch.library's autograd wrapper (what
 torch.library.register_autograd installs) re-reads the op's schema on every
-call (torch._library.utils.fill_defaults), and the autograd key's kernel of an
-op without one is a Python fallback; both cost longer than a whole one-step
-LSTM op at batch 1 (benchmarks/README.md has the figures). So eager calls go
-through an autograd.Function that runs the op below the autograd dispatch key,
-with the very setup_context and backward functions registered for the op
-(fastrnn/ops.py): one autograd, two ways in. Compiled graphs
-(torch.compile, torch.export) trace the registered autograd instead and never
-come here.
+call (torch._library.utils.fill_defaults), and the autograd key's kernel of
+an op without one is a Python fallback; both cost longer than a whole
+one-step LSTM op at batch 1 (the figures: benchmarks/README.md,
+"Measurements behind the code's choices"; benchmarks/eager_autograd.py
+re-measures them). So eager calls go through an autograd.Function that runs
+the op below the autograd dispatch key, with the very setup_context and
+backward functions registered for the op (fastrnn/ops.py): one autograd, two
+ways in. Compiled graphs (torch.compile, torch.export) trace the registered
+autograd instead and never come here.
 
 The private torch APIs, all here so that a torch upgrade breaks in one known
 place:
