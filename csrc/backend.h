@@ -1,0 +1,69 @@
+#pragma once
+// The Backend contract: what the recurrence driver (recurrence.h) asks of a
+// device, declared once, as a concept that every backend must satisfy
+// (static_assert next to each backend). A Backend object lives for one op
+// call: it may hold that call's temporaries (a CUDA backend keeps caching-
+// allocator tensors alive until the call returns, so their memory is reused
+// only by work queued after them on the same stream).
+//
+// Every pointer is device memory of the backend, row-major with the leading
+// dimensions (row strides) given, and every call is ordered after the calls
+// before it (a CPU backend runs it at once, a CUDA backend queues it on the
+// current stream). Nothing is read back to the host: the driver never touches
+// buffer contents itself.
+
+#include <ATen/ATen.h>
+
+#include <concepts>
+#include <cstdint>
+
+#include "temporaries.h"
+
+namespace fastrnn {
+
+// The pointwise functor shape gemm_pointwise takes: f(b, j) for one (batch
+// row, hidden unit) element (pointwise.h's ForwardFn, BackwardFn).
+struct PointwiseArchetype {
+  void operator()(int64_t, int64_t) const {}
+};
+
+template <class B, typename scalar_t>
+concept BackendFor = requires(
+    B& be, Scratch slot, bool flag, int64_t n, scalar_t value, const scalar_t* src, scalar_t* dst,
+    const double* src_d, double* dst_d, at::IntArrayRef sizes, const at::TensorOptions& options) {
+  // Row-major C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C: gemm(trans_a,
+  // trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); any sizes.
+  be.gemm(flag, flag, n, n, n, value, src, n, src, n, value, dst, n);
+  // The weight of every step's GEMM, W[k, slices * H] (given row-major, or as
+  // row-major W^T when transposed), laid out for gemm_pointwise: step_weight(
+  // slot, w, transposed, k, H, slices, rows at most).
+  typename B::StepWeight;
+  { be.step_weight(slot, src, flag, n, n, n, n) } -> std::same_as<typename B::StepWeight>;
+  // C[0:rows, s*H + j] (+)= A[0:rows, 0:k] W[0:k, s*H + j] for each slice s,
+  // then f(b, j) for b < f_rows, j < H: gemm_pointwise(rows, H, slices, k, a,
+  // lda, w, add_c, c, ldc, f_rows, f). rows may be 0 (then f alone runs).
+  be.gemm_pointwise(n, n, n, n, src, n, be.step_weight(slot, src, flag, n, n, n, n), flag, dst, n,
+                    n, PointwiseArchetype{});
+  // The workspace saved for backward: a tensor of the call's device.
+  { be.workspace(sizes, options) } -> std::same_as<at::Tensor>;
+  // numel elements of T, uninitialised, valid until the call returns.
+  { be.template temporary<scalar_t>(slot, n) } -> std::same_as<scalar_t*>;
+  { be.template temporary<double>(slot, n) } -> std::same_as<double*>;
+  // dst[r, c] = src[r, c] for r < rows, c < cols: copy_2d(rows, cols, src,
+  // ld_src, dst, ld_dst); a contiguous copy of n elements is copy_2d(1, n, ...).
+  be.copy_2d(n, n, src, n, dst, n);
+  // dst[c, r] = src[r, c]: transpose(rows, cols, src, ld_src, dst, ld_dst).
+  be.transpose(n, n, src, n, dst, n);
+  // dst[r, c] = value: fill_2d(rows, cols, value, dst, ld).
+  be.fill_2d(n, n, value, dst, n);
+  be.fill_2d(n, n, 0.0, dst_d, n);
+  // dst[i] = a[i] + b[i] for i < n, a or b nullptr read as zeros: add(n, a, b, dst).
+  be.add(n, src, src, dst);
+  // sums[c] += sum over r < rows of a[r, c], a [rows, cols], sums in double:
+  // column_sums(a, rows, cols, sums).
+  be.column_sums(src, n, n, dst_d);
+  // dst[i] = scalar_t(src[i]) for i < n: round(n, src, dst).
+  be.round(n, src_d, dst);
+};
+
+}  // namespace fastrnn
