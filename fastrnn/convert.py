@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from .cells import GRUCell, LSTMCell, RNNCell
 from .modules import GRU, LSTM, RNN
-from .ops import DTYPES
+from .ops import DTYPES, device_types
 
 __all__ = ["convert"]
 
@@ -45,8 +45,10 @@ def _unsupported(module):
             return (
                 f"its parameters are {p.dtype}; fastrnn runs float32, float64, float16 and bfloat16"
             )
-        if p.device.type != "cpu":
-            return f"its parameters are on {p.device}; fastrnn runs on the CPU"
+        if p.device.type not in device_types():
+            return (
+                f"its parameters are on {p.device}; fastrnn runs on {' and '.join(device_types())}"
+            )
     return None
 
 

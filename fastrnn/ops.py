@@ -21,11 +21,21 @@ from . import (
 )
 from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
 
-__all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "layer"]
+__all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "device_types", "layer"]
 
 # the kernels are float32 and float64; these run the float32 ones
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
+
+
+def device_types():
+    """The device types this build of fastrnn has kernels for: "cpu", and
+    "cuda" where it was built with its CUDA backend."""
+    return [
+        device
+        for device in ("cpu", "cuda")
+        if torch._C._dispatch_has_kernel_for_dispatch_key("fastrnn::lstm_forward", device.upper())
+    ]
 
 
 # Autograd. setup_context saves every tensor argument of the forward op (the
