@@ -36,7 +36,7 @@ import time
 
 import torch
 
-from .agreement import REL_TOL, check_agreement
+from .agreement import REL_TOL, REL_TOLS, check_agreement
 from .cases import CELLS, DEFAULT_SIZES, MODES, SIZES, grid
 from .limit import limit_step
 from .machine import (
@@ -53,6 +53,7 @@ from .timing import quartiles, time_interleaved
 from .workloads import make_input, make_modules, make_step
 
 DEVICES = ("cpu", "cuda")
+DTYPES = {str(t).removeprefix("torch."): t for t in REL_TOLS}
 
 
 def describe_case(cell, size_name, seq_len, mode, num_layers, device):
@@ -84,14 +85,19 @@ def run_case(
     keep_samples=True,
     rel_tol=None,
     device="cpu",
+    dtype=torch.float32,
 ):
-    """Check and time one case on `device`; returns its record (a JSON-able dict)."""
+    """Check and time one case on `device` in `dtype`; returns its record (a
+    JSON-able dict)."""
     record = describe_case(cell, size_name, seq_len, mode, num_layers, device)
-    ref, ours = make_modules(cell, size_name, num_layers, device=device)
-    x = make_input(size_name, seq_len, mode, device=device)
+    record["dtype"] = str(dtype).removeprefix("torch.")
+    ref, ours = make_modules(cell, size_name, num_layers, device=device, dtype=dtype)
+    x = make_input(size_name, seq_len, mode, device=device, dtype=dtype)
     record["check"] = check_agreement(ref, ours, x, mode, rel_tol)
 
-    limit, calls, flops = limit_step(cell, size_name, seq_len, mode, num_layers, device=device)
+    limit, calls, flops = limit_step(
+        cell, size_name, seq_len, mode, num_layers, device=device, dtype=dtype
+    )
     steps = {"torch": make_step(ref, x, mode), "fastrnn": make_step(ours, x, mode), "limit": limit}
     before = cpu_snapshot()
     timing = time_interleaved(steps, warmup=warmup, repeats=repeats, target=target, device=device)
@@ -230,11 +236,19 @@ def parse_args(argv=None):
         "on cuda the times come from CUDA events",
     )
     p.add_argument(
+        "--dtype",
+        choices=list(DTYPES),
+        default="float32",
+        help="the modules', inputs' and limit GEMMs' dtype (default float32)",
+    )
+    p.add_argument(
         "--rel-tol",
         type=float,
-        default=REL_TOL,
+        default=None,
         help="check: largest allowed max|fastrnn - torch.nn| / max|torch.nn| of any "
-        f"compared tensor (default {REL_TOL:g})",
+        f"compared tensor (default {REL_TOL:g} for float32; per dtype: "
+        + ", ".join(f"{str(k).removeprefix('torch.')} {v:g}" for k, v in REL_TOLS.items())
+        + ")",
     )
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--num-layers", type=int, default=1, help="layers (default 1)")
@@ -284,6 +298,8 @@ def parse_args(argv=None):
         require_device(args.device)
     except RuntimeError as e:
         p.error(f"argument --device: {e}")
+    args.dtype = DTYPES[args.dtype]
+    args.rel_tol = REL_TOLS[args.dtype] if args.rel_tol is None else args.rel_tol
     if args.threads < 1 or args.num_layers < 1:
         p.error("--threads and --num-layers must be at least 1")
     if args.repeats is not None and args.repeats < 1:
@@ -316,7 +332,8 @@ def main(argv=None):
     info = machine_info(quick=args.smoke, device=args.device)
     print(format_machine(info))
     print(
-        f"{len(cases)} cases, {args.num_layers} layer(s), float32; check tolerance "
+        f"{len(cases)} cases, {args.num_layers} layer(s), "
+        f"{str(args.dtype).removeprefix('torch.')}; check tolerance "
         f"{args.rel_tol:g} relative to max |value|",
         flush=True,
     )
@@ -342,6 +359,7 @@ def main(argv=None):
                 not args.no_samples,
                 args.rel_tol,
                 args.device,
+                args.dtype,
             )
         except Exception as e:  # report it in the table and carry on
             record = describe_case(cell, size, seq_len, mode, args.num_layers, args.device)
@@ -363,7 +381,10 @@ def main(argv=None):
     failed = [r for r in records if "error" in r or not r["check"]["ok"]]
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        options = {k: v for k, v in vars(args).items()}
+        # the dtype as its name: JSON has no torch.dtype
+        options = {
+            k: str(v).removeprefix("torch.") if k == "dtype" else v for k, v in vars(args).items()
+        }
         with open(args.json, "w") as f:
             json.dump(
                 {

@@ -11,9 +11,9 @@ from .cases import CELLS, size_of
 from .timing import seconds_per_call
 
 
-def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu"):
+def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu", dtype=torch.float32):
     """The GEMMs a recurrence cannot avoid, with the shapes fastrnn runs, as
-    torch.mm calls into preallocated out= tensors on `device` in a Python loop.
+    torch.mm calls into preallocated out= tensors on `device` in `dtype`, in a Python loop.
 
     Per layer, forward: one input GEMM [T*B, I] x [I, G*H] and T recurrent
     GEMMs [B, H] x [H, G*H]. Train adds the backward: T GEMMs
@@ -31,10 +31,10 @@ def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu"):
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
-        return (torch.randn(*shape, generator=gen) * 0.1).to(device)
+        return (torch.randn(*shape, generator=gen) * 0.1).to(device, dtype)
 
     def empty(*shape):
-        return torch.empty(*shape, device=device)
+        return torch.empty(*shape, device=device, dtype=dtype)
 
     calls = []  # (a, b, out), run in this order
     flops = 0

@@ -7,9 +7,9 @@ import torch
 from .cases import CELLS, MODES, size_of
 
 
-def make_modules(cell, size, num_layers=1, seed=0, device="cpu"):
+def make_modules(cell, size, num_layers=1, seed=0, device="cpu", dtype=torch.float32):
     """(torch.nn module, fastrnn module) of `cell` at `size` (a name or a
-    Size), float32, with the same state_dict, on `device`. The weights are
+    Size), in `dtype`, with the same state_dict, on `device`. The weights are
     drawn on the CPU, so every device gets the same ones."""
     size = size_of(size)
     torch_cls, fast_cls, _ = CELLS[cell]
@@ -17,16 +17,16 @@ def make_modules(cell, size, num_layers=1, seed=0, device="cpu"):
     ref = torch_cls(size.input, size.hidden, num_layers=num_layers)
     ours = fast_cls(size.input, size.hidden, num_layers=num_layers)
     ours.load_state_dict(ref.state_dict())
-    return ref.to(device), ours.to(device)
+    return ref.to(device, dtype), ours.to(device, dtype)
 
 
-def make_input(size, seq_len, mode, seed=1, device="cpu"):
-    """A random [seq_len, batch, input] float32 input on `device` (drawn on
-    the CPU); it requires grad in train mode (the step computes the gradient
-    of the input too)."""
+def make_input(size, seq_len, mode, seed=1, device="cpu", dtype=torch.float32):
+    """A random [seq_len, batch, input] input in `dtype` on `device` (drawn
+    on the CPU); it requires grad in train mode (the step computes the
+    gradient of the input too)."""
     size = size_of(size)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(seq_len, size.batch, size.input, generator=gen).to(device)
+    x = torch.randn(seq_len, size.batch, size.input, generator=gen).to(device, dtype)
     return x.requires_grad_(mode == "train")
 
 

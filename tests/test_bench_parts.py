@@ -139,3 +139,22 @@ def test_table_marks_errors_and_failures():
     assert [row.split()[-1] for row in rows] == ["ok", "FAIL", "ERROR"]
     assert "2.00x" in rows[0] and rows[2].split()[4] == "-"
     assert "FAIL if > 0.001" in report.legend(1e-3)
+
+
+@pytest.mark.parametrize("name,dtype", [("float64", torch.float64), ("bfloat16", torch.bfloat16)])
+def test_dtype_option_reaches_modules_inputs_and_limit(name, dtype):
+    args = bench.parse_args(["--dtype", name])
+    assert args.dtype == dtype and args.rel_tol == bench.REL_TOLS[dtype]
+    ref, ours = make_modules("gru", "small", dtype=args.dtype)
+    x = make_input("small", 3, "train", dtype=args.dtype)
+    assert {p.dtype for p in [*ref.parameters(), *ours.parameters()]} == {dtype}
+    assert x.dtype == dtype
+    _, calls, _ = limit_step("gru", "small", 3, "train", dtype=args.dtype)
+    assert calls > 0
+    assert check_agreement(ref, ours, x, "train", args.rel_tol)["ok"]
+
+
+def test_huge_size_is_left_out_of_the_cpu_full_grid():
+    assert "huge" in SIZES
+    assert all(size != "huge" for _, size, _, _ in full_grid())
+    assert bench.parse_args(["--sizes", "huge"]).sizes == ["huge"]
