@@ -12,8 +12,9 @@
 // dimensions (row strides, in elements) given, and every call is ordered
 // after the calls before it (a CPU backend runs it at once, a CUDA backend
 // queues it on the current stream). Nothing is read back to the host: the
-// driver never touches buffer contents itself. Sizes may be 0 (then a call
-// does nothing); source and destination never overlap.
+// driver never touches buffer contents itself. Any size may be 0 (a copy,
+// fill, sum of no elements does nothing; gemm and gemm_pointwise say what
+// they do then); a call's source and destination never overlap.
 
 #include <ATen/ATen.h>
 
@@ -45,8 +46,8 @@ concept BackendFor =
       // The weight of every step's GEMM, W[k, slices * H] (given row-major, or as
       // row-major W^T [slices * H, k] when transposed), laid out for
       // gemm_pointwise: step_weight(slot, w, transposed, k, H, slices, rows),
-      // rows: the most rows of A that gemm_pointwise will be given with it (a
-      // hint for splitting the work). A layout it makes goes in temporary
+      // rows: about how many rows of A gemm_pointwise will take with it (a hint
+      // for splitting the work, never a bound). A layout it makes goes in temporary
       // `slot`; w itself must stay valid and unchanged while the StepWeight is used.
       typename B::StepWeight;
       { be.step_weight(slot, src, flag, n, n, n, n) } -> std::same_as<typename B::StepWeight>;
