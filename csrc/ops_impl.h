@@ -1,7 +1,8 @@
 #pragma once
 // The ops of every cell on one backend: argument checks, shapes, the schedule
-// of time steps and dtype dispatch, then the shared recurrence driver. A
-// backend's .cpp file only registers RNNOps<ItsBackend>'s functions.
+// of time steps and dtype dispatch, then the shared recurrence driver, with a
+// Backend object (backend.h) made for the call. A backend's .cpp file only
+// registers RNNOps<ItsBackend>'s functions.
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -188,9 +189,10 @@ struct RNNOps {
     const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     const auto out_shape = detail::output_shape(input, s.P);
     Tensor out, h_n, c_n, ws;
+    Backend be(input);  // for this call only
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
       std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
-          steps, s, input, out_shape, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, relu, training);
+          be, steps, s, input, out_shape, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, relu, training);
     });
     return {out, h_n, c_n, ws};
   }
@@ -219,8 +221,9 @@ struct RNNOps {
     }
     const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     std::vector<Tensor> grads;
+    Backend be(input);  // for this call only
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
-      grads = Recurrence<Cell, Backend, scalar_t>::backward(steps, s, grad_output, grad_h_n,
+      grads = Recurrence<Cell, Backend, scalar_t>::backward(be, steps, s, grad_output, grad_h_n,
                                                             grad_c_n, input, input.sizes(), w_ih,
                                                             w_hh, w_hr, workspace, relu);
     });

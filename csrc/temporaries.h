@@ -1,6 +1,6 @@
 #pragma once
 // The temporaries of one op call that a backend may keep between calls
-// (Backend::temporary): buffers no output aliases, dead when the call returns.
+// (the Backend's temporary): buffers no output aliases, dead when the call returns.
 
 namespace fastrnn {
 

@@ -5,7 +5,9 @@
 // (at::native::cpublas::brgemm), tiled across threads here: at the per-step
 // shapes it beats MKL's sgemm, which takes a generic path on AMD processors and
 // costs more per call at batch 1 (figures: benchmarks/README.md, "Measurements
-// behind the code's choices"). double GEMMs go to BLAS.
+// behind the code's choices"). double GEMMs go to BLAS. The other primitives
+// of the contract (../backend.h) are plain loops: at batch 1 the fixed cost of
+// an ATen op is of the order of the whole op.
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -13,7 +15,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
+#include "../backend.h"
 #include "gemm_calls.h"
 #include "isa.h"
 #include "pool.h"
@@ -22,14 +26,18 @@
 
 namespace fastrnn {
 
+// Holds nothing itself: its temporaries are thread_local scratch (scratch.h),
+// whose slots a later call on the thread reuses.
 struct CPUBackend {
+  explicit CPUBackend(const at::Tensor& /*input*/) {}
+
   // Row-major C[m, n] = alpha * op(A)[m, k] op(B)[k, n] + beta * C, with
   // leading dimensions (row strides) lda, ldb, ldc; any sizes (gemm_calls.h
   // keeps each library call within its limits).
   template <typename scalar_t>
-  static void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scalar_t alpha,
-                   const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
-                   scalar_t* c, int64_t ldc) {
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scalar_t alpha,
+            const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
+            scalar_t* c, int64_t ldc) {
     if constexpr (std::is_same_v<scalar_t, float>) {
       if (brgemm_ok() && m < kBlasRows && !trans_a && alpha == 1.f &&
           (beta == 0.f || beta == 1.f)) {
@@ -45,15 +53,25 @@ struct CPUBackend {
   }
 
   // An uninitialised tensor that outlives the op call (see pool.h).
-  static at::Tensor workspace(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor workspace(at::IntArrayRef sizes, const at::TensorOptions& options) {
     return cpu::BufferPool::instance().empty(sizes, options);
   }
 
   // numel elements of T that live only during the current op call (see scratch.h).
   template <typename T>
-  static T* temporary(Scratch slot, int64_t numel) {
+  T* temporary(Scratch slot, int64_t numel) {
     return cpu::scratch<T>(slot, numel);
   }
+
+  // The input projection and the backward's weight gradients run per chunk
+  // of at least this many rows (recurrence.h), each chunk just before (or,
+  // backward, just after) the steps that share its buffers, so that the
+  // pointwise passes find them in cache: one GEMM over all N rows sends its
+  // output to memory and back (26 MB for an LSTM at batch 64, hidden 256,
+  // 100 steps; the backward's gate gradients, 13 MB at 50 steps, were read
+  // back three times). One GEMM of this many rows runs at full speed (timings
+  // in benchmarks/README.md, "Measurements behind the code's choices").
+  int64_t chunk_rows() const { return kChunkRows; }
 
   // The weight of every step's GEMM, W[k, slices * H] (given row-major, or as
   // row-major W^T), laid out for gemm_pointwise, whose work it also splits:
@@ -77,8 +95,8 @@ struct CPUBackend {
   };
 
   template <typename scalar_t>
-  static StepWeight step_weight(Scratch slot, const scalar_t* w, bool transposed, int64_t k,
-                                int64_t H, int64_t slices, int64_t rows) {
+  StepWeight step_weight(Scratch slot, const scalar_t* w, bool transposed, int64_t k, int64_t H,
+                         int64_t slices, int64_t rows) {
     if (!packs<scalar_t>()) return {w, H, true, transposed};  // BLAS takes W as it is
     if constexpr (std::is_same_v<scalar_t, float>) {
       const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
@@ -105,9 +123,9 @@ struct CPUBackend {
   // reads only the columns its own GEMM tiles produced, while they are in its
   // cache, and each step costs one parallel region instead of two.
   template <typename scalar_t, class F>
-  static void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
-                             int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
-                             int64_t f_rows, const F& f) {
+  void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
+                      int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                      int64_t f_rows, const F& f) {
     const scalar_t* w_data = static_cast<const scalar_t*>(w.data);
     if (!packs<scalar_t>()) {
       if (rows > 0) {
@@ -139,7 +157,87 @@ struct CPUBackend {
     }
   }
 
+  // dst[r, c] = src[r, c] for r < rows, c < cols (row strides ld_src, ld_dst).
+  template <typename scalar_t>
+  void copy_2d(int64_t rows, int64_t cols, const scalar_t* src, int64_t ld_src, scalar_t* dst,
+               int64_t ld_dst) {
+    if (rows == 1 || (ld_src == cols && ld_dst == cols)) {
+      std::copy(src, src + rows * cols, dst);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy(src + r * ld_src, src + r * ld_src + cols, dst + r * ld_dst);
+    }
+  }
+
+  // dst[c, r] = src[r, c]: dst [cols, rows] is src [rows, cols] transposed.
+  template <typename scalar_t>
+  void transpose(int64_t rows, int64_t cols, const scalar_t* src, int64_t ld_src, scalar_t* dst,
+                 int64_t ld_dst) {
+    cpu::transpose(src, ld_src, dst, ld_dst, rows, cols);
+  }
+
+  // dst[r, c] = value for r < rows, c < cols (row stride ld).
+  template <typename T>
+  void fill_2d(int64_t rows, int64_t cols, T value, T* dst, int64_t ld) {
+    if (rows == 1 || ld == cols) {
+      std::fill(dst, dst + rows * cols, value);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r) std::fill(dst + r * ld, dst + r * ld + cols, value);
+  }
+
+  // dst[i] = a[i] + b[i], a or b nullptr read as zeros (and still added).
+  // scalar_t is dst's: a or b may be given as a nullptr literal.
+  template <typename scalar_t>
+  void add(int64_t n, const std::type_identity_t<scalar_t>* a,
+           const std::type_identity_t<scalar_t>* b, scalar_t* dst) {
+    if (a && b) {
+      for (int64_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
+    } else if (a) {
+      for (int64_t i = 0; i < n; ++i) dst[i] = a[i] + scalar_t(0);
+    } else if (b) {
+      for (int64_t i = 0; i < n; ++i) dst[i] = scalar_t(0) + b[i];
+    } else {
+      std::fill(dst, dst + n, scalar_t(0));
+    }
+  }
+
+  // sums[c] += sum over r < rows of a[r, c], a: [rows, cols] row-major; the
+  // threads take blocks of columns. Groups of kGroup rows are summed in
+  // scalar_t, then added to the double sums: one conversion to double per
+  // group, not per element (see benchmarks/README.md).
+  template <typename scalar_t>
+  void column_sums(const scalar_t* a, int64_t rows, int64_t cols, double* sums) {
+    constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
+    constexpr int64_t kGroup = 16;
+    const int64_t blocks = (cols + kColumns - 1) / kColumns;
+    const int64_t grain =
+        std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
+    at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
+        const int64_t width = std::min(kColumns, cols - j0);
+        for (int64_t r0 = 0; r0 < rows; r0 += kGroup) {
+          scalar_t group[kColumns] = {};
+          for (int64_t r = r0; r < std::min(r0 + kGroup, rows); ++r) {
+            const scalar_t* row = a + r * cols + j0;
+            for (int64_t j = 0; j < width; ++j) group[j] += row[j];
+          }
+          for (int64_t j = 0; j < width; ++j) sums[j0 + j] += double(group[j]);
+        }
+      }
+    });
+  }
+
+  // dst[i] = scalar_t(src[i]), rounded to nearest.
+  template <typename scalar_t>
+  void round(int64_t n, const double* src, scalar_t* dst) {
+    std::copy(src, src + n, dst);
+  }
+
  private:
+  static constexpr int64_t kChunkRows = 512;
+
   // gemm_pointwise's pass without brgemm: f(b, j) for b in [0, rows), j in
   // [0, H), split across threads only when there is enough work to pay for
   // waking them. The loop over j is compiled once per instruction set and
@@ -252,5 +350,7 @@ struct CPUBackend {
   FASTRNN_POINTWISE_LOOP(pointwise_default, )
 #undef FASTRNN_POINTWISE_LOOP
 };
+
+static_assert(BackendFor<CPUBackend, float> && BackendFor<CPUBackend, double>);
 
 }  // namespace fastrnn

@@ -1,13 +1,14 @@
 #pragma once
-// dst[j, i] = src[i, j] for float matrices, in 8 x 8 register tiles (AVX2).
-// The driver transposes a weight on every call (W_hh^T for the forward's
-// steps, W_ih^T for brgemm's input projection). ATen's copy_ of a transposed
+// dst[j, i] = src[i, j], for float matrices in 8 x 8 register tiles (AVX2).
+// Every call transposes a weight (W_hh^T for the forward's steps, W_ih^T for
+// brgemm's input projection, W_hr^T with a projection). ATen's copy_ of a transposed
 // view goes element by element, a large share of a call at batch 1 (figures:
 // benchmarks/README.md, "Measurements behind the code's choices").
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -44,21 +45,23 @@ __attribute__((target("avx2"))) inline void transpose_8x8(const float* src, int6
 }  // namespace detail
 
 // dst [cols, rows] (row stride ldd) = src [rows, cols] (row stride lds) transposed.
-inline void transpose(const float* src, int64_t lds, float* dst, int64_t ldd, int64_t rows,
-                      int64_t cols) {
+template <typename T>
+void transpose(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t rows, int64_t cols) {
   int64_t rows8 = 0, cols8 = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa() >= Isa::kAvx2) {
-    rows8 = rows / 8 * 8;
-    cols8 = cols / 8 * 8;
-    for (int64_t i = 0; i < rows8; i += 8) {
-      for (int64_t j = 0; j < cols8; j += 8) {
-        detail::transpose_8x8(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+  if constexpr (std::is_same_v<T, float>) {
+    if (isa() >= Isa::kAvx2) {
+      rows8 = rows / 8 * 8;
+      cols8 = cols / 8 * 8;
+      for (int64_t i = 0; i < rows8; i += 8) {
+        for (int64_t j = 0; j < cols8; j += 8) {
+          detail::transpose_8x8(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+        }
       }
     }
   }
 #endif
-  // the edges (everything without AVX2)
+  // the edges (everything without AVX2, and other types than float)
   for (int64_t i = 0; i < rows; ++i) {
     for (int64_t j = (i < rows8 ? cols8 : 0); j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
   }
