@@ -54,15 +54,6 @@ def load_cuda_build():
     return module
 
 
-def nvidia_dirs():
-    """The folders of the `nvidia` namespace package (torch's CUDA wheels)."""
-    try:
-        import nvidia
-    except ImportError:
-        return []
-    return list(nvidia.__path__)
-
-
 def decide_cuda():
     """(build CUDA?, why, nvcc); exits with what is missing if FASTRNN_CUDA=1
     cannot be built."""
@@ -70,7 +61,7 @@ def decide_cuda():
     nvcc, where, release = None, "not looked for", None
     if requested != "0":
         nvcc, where = cuda_build.find_nvcc(
-            os.environ, shutil.which, nvidia_dirs(), torch.version.cuda
+            os.environ, shutil.which, cuda_build.nvidia_package_dirs(), torch.version.cuda
         )
         if nvcc:
             release = cuda_build.parse_nvcc_release(cuda_build.run_nvcc(nvcc, "--version"))
@@ -91,25 +82,35 @@ print(
     file=sys.stderr,
 )
 
-if WITH_CUDA:
-    # torch.utils.cpp_extension reads CUDA_HOME once, when it is imported, and
-    # would otherwise guess it from nvcc's folder: wrong for a wrapper script.
+
+def prepare_cuda():
+    """(toolkit, folder of cuBLAS's headers if not the toolkit's, versioned
+    cudart to link if no libcudart.so); sets CUDA_HOME and TORCH_CUDA_ARCH_LIST
+    for torch.utils.cpp_extension, which reads CUDA_HOME once, when imported,
+    and would otherwise guess it from nvcc's folder (wrong for a wrapper)."""
     try:
-        TOOLKIT = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
-        TOOLKIT = TOOLKIT or cuda_build.toolkit_of(NVCC)
-        os.environ["CUDA_HOME"] = TOOLKIT
-        # Without a GPU torch cannot pick the architectures itself.
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", cuda_build.DEFAULT_ARCH_LIST)
-        LIBRARY_HEADERS = cuda_build.library_headers_dir(TOOLKIT, nvidia_dirs(), torch.version.cuda)
-        CUDART = cuda_build.cudart_file(TOOLKIT)
+        toolkit = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+        toolkit = toolkit or cuda_build.toolkit_of(NVCC)
+        headers = cuda_build.library_headers_dir(
+            toolkit, cuda_build.nvidia_package_dirs(), torch.version.cuda
+        )
+        cudart = cuda_build.cudart_file(toolkit)
     except cuda_build.CudaBuildError as e:
         sys.exit(f"fastrnn: {e}")
+    os.environ["CUDA_HOME"] = toolkit
+    # Without a GPU torch cannot pick the architectures itself.
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", cuda_build.DEFAULT_ARCH_LIST)
     print(
-        f"fastrnn build: CUDA_HOME={TOOLKIT}, "
-        f"TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}, cuBLAS headers from "
-        f"{LIBRARY_HEADERS or TOOLKIT + '/include'}",
+        f"fastrnn build: CUDA_HOME={toolkit}, "
+        f"TORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}, "
+        f"cuBLAS headers from {headers or toolkit + '/include'}",
         file=sys.stderr,
     )
+    return toolkit, headers, cudart
+
+
+if WITH_CUDA:
+    TOOLKIT, LIBRARY_HEADERS, CUDART = prepare_cuda()
 
 from torch.utils import cpp_extension  # noqa: E402  (after CUDA_HOME is set)
 

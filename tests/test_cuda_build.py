@@ -117,7 +117,9 @@ UNUSED_HOST_VARIABLE = "int f() { int unused = 0; return 1; }\n"
     ],
 )
 def test_nvcc_warnings_are_errors(tmp_path, source, error):
-    nvcc = cuda_build.find_nvcc(os.environ, shutil.which, [], torch.version.cuda)[0]
+    nvcc = cuda_build.find_nvcc(
+        os.environ, shutil.which, cuda_build.nvidia_package_dirs(), torch.version.cuda
+    )[0]
     if nvcc is None:
         pytest.skip("no nvcc")
     (tmp_path / "bad.cu").write_text(source)

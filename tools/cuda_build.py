@@ -47,6 +47,16 @@ def pip_toolkit(torch_cuda):
     return PIP_TOOLKIT.format(major=major, minor=minor)
 
 
+def nvidia_package_dirs():
+    """The folders of the `nvidia` namespace package: torch's CUDA wheels, and
+    the CUDA toolkit's pip packages where they are installed."""
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    return list(nvidia.__path__)
+
+
 def find_nvcc(environ, which, nvidia_dirs, torch_cuda):
     """The nvcc to build with and where it was found, or (None, why none was).
 
