@@ -138,45 +138,43 @@ def test_nvcc_warnings_are_errors(tmp_path, source, error):
 NVCC = "/opt/cuda/bin/nvcc"
 
 
+def decide(requested, nvcc, release, torch_cuda):
+    where = "PATH" if nvcc else "no nvcc on PATH, CUDA_HOME unset"
+    return cuda_build.decide(requested, nvcc, release, torch_cuda, where)
+
+
 def test_fastrnn_cuda_0_builds_cpu_without_looking_at_anything():
     assert cuda_build.decide("0", None, None, "13.0", "") == (False, "FASTRNN_CUDA=0")
 
 
 def test_unset_builds_cuda_with_nvcc_and_a_cuda_torch():
-    built, why = cuda_build.decide(None, NVCC, (13, 0), "13.0", "PATH")
+    built, why = decide(None, NVCC, (13, 0), "13.0")
     assert built and "CUDA 13.0" in why and "PATH" in why
 
 
-@pytest.mark.parametrize(
-    "nvcc, release, torch_cuda, reason",
-    [
-        (NVCC, (13, 0), None, "CUDA build of torch"),
-        (None, None, "13.0", "no nvcc on PATH"),
-        (NVCC, (12, 8), "13.0", "release 12.8"),
-    ],
-)
-def test_unset_builds_cpu_and_says_why(nvcc, release, torch_cuda, reason):
-    where = "PATH" if nvcc else "no nvcc on PATH, CUDA_HOME unset"
-    built, why = cuda_build.decide(None, nvcc, release, torch_cuda, where)
-    assert not built and "FASTRNN_CUDA unset" in why and reason in why
+# Three ways to lack something: (nvcc, its release, torch.version.cuda, what
+# the decision names as missing)
+MISSING = [
+    pytest.param(NVCC, (13, 0), None, "a CUDA build of torch", id="cpu-torch"),
+    pytest.param(None, None, "13.0", "nvcc (no nvcc on PATH", id="no-nvcc"),
+    pytest.param(NVCC, (12, 8), "13.0", "an nvcc of CUDA 13", id="nvcc-12"),
+]
+
+
+@pytest.mark.parametrize("nvcc, release, torch_cuda, missing", MISSING)
+def test_unset_builds_cpu_and_says_why(nvcc, release, torch_cuda, missing):
+    built, why = decide(None, nvcc, release, torch_cuda)
+    assert not built and why.startswith("FASTRNN_CUDA unset") and missing in why
 
 
 def test_a_newer_nvcc_minor_release_is_fine():
-    assert cuda_build.decide("1", NVCC, (13, 5), "13.0", "PATH")[0]
+    assert decide("1", NVCC, (13, 5), "13.0")[0]
 
 
-@pytest.mark.parametrize(
-    "nvcc, release, torch_cuda, missing",
-    [
-        (NVCC, (13, 0), None, "a CUDA build of torch"),
-        (None, None, "13.0", "nvcc (no nvcc on PATH"),
-        (NVCC, (12, 8), "13.0", "an nvcc of CUDA 13"),
-    ],
-)
+@pytest.mark.parametrize("nvcc, release, torch_cuda, missing", MISSING)
 def test_fastrnn_cuda_1_names_what_is_missing(nvcc, release, torch_cuda, missing):
-    where = "PATH" if nvcc else "no nvcc on PATH, CUDA_HOME unset"
     with pytest.raises(cuda_build.CudaBuildError, match="FASTRNN_CUDA=1") as error:
-        cuda_build.decide("1", nvcc, release, torch_cuda, where)
+        decide("1", nvcc, release, torch_cuda)
     assert missing in str(error.value)
     if torch_cuda:
         assert "cuda-toolkit[nvcc,cudart,cccl]==13.0.*" in str(error.value)
@@ -184,7 +182,7 @@ def test_fastrnn_cuda_1_names_what_is_missing(nvcc, release, torch_cuda, missing
 
 def test_fastrnn_cuda_takes_0_or_1_only():
     with pytest.raises(cuda_build.CudaBuildError, match="expected 0 or 1"):
-        cuda_build.decide("yes", NVCC, (13, 0), "13.0", "PATH")
+        decide("yes", NVCC, (13, 0), "13.0")
 
 
 # -- finding nvcc and the toolkit -------------------------------------------
