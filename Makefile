@@ -8,6 +8,9 @@
 # make test    the library's tests, the experiments' tests, the lower ISAs,
 #              the C++ tests (ctest) and a smoke run of the benchmark
 # make bench   the kernel benchmark against torch.nn (benchmarks.bench)
+# make test-cuda-build  the CUDA build (FASTRNN_CUDA=1, no GPU needed) in its
+#              own venv (.venv-cuda, a CUDA torch): every op has a CUDA kernel,
+#              and the library's tests pass there
 # make lint    ruff (lint and format) and clang-format, as CI runs them
 # make format  rewrite the sources in the format `make lint` checks
 #
@@ -29,8 +32,20 @@ REQUIREMENTS := tests/requirements.txt benchmarks/requirements.txt experiments/r
 CSRC   := $(shell find csrc -type f)
 LINT_TOOLS := ruff==0.17.6 clang-format==23.1.5
 CXX_FILES = $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'tests/cpp/*.cpp')
+# The CUDA build's own venv and output folder: build/cuda-lib holds a copy of
+# the package with the CUDA fastrnn/_C*.so, and the checkout's CPU one stays.
+CUDA_VENV  ?= .venv-cuda
+CUDA_PY    := $(CUDA_VENV)/bin/python
+CUDA_TORCH ?= torch==2.14.1
+# nvcc and the runtime headers at that torch's CUDA version, where the machine
+# has no nvcc
+CUDA_TOOLKIT ?= cuda-toolkit[nvcc,cudart,cccl]==13.0.*
+CUDA_DEPS  := $(CUDA_VENV)/.fastrnn-deps
+CUDA_EXT   := build/.fastrnn-cuda-ext
+CUDA_LIB   := build/cuda-lib
 
-.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke lint format clean
+.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke lint format clean \
+	build-cuda test-cuda-build
 
 setup: build
 
@@ -75,6 +90,27 @@ test-cpp: $(DEPS)
 	    -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake -j2
 	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
+
+$(CUDA_DEPS): tests/requirements.txt
+	$(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_PY) -m pip install -q "$(CUDA_TORCH)" ninja setuptools wheel -r tests/requirements.txt
+	if [ -z "$${CUDA_HOME:-}" ] && ! command -v nvcc >/dev/null; then \
+	  echo "no nvcc: the CUDA toolkit's pip packages ($(CUDA_TOOLKIT))"; \
+	  $(CUDA_PY) -m pip install -q "$(CUDA_TOOLKIT)"; fi
+	touch $(CUDA_DEPS)
+
+$(CUDA_EXT): $(CUDA_DEPS) $(CSRC) setup.py tools/cuda_build.py $(wildcard fastrnn/*.py)
+	PATH="$(abspath $(CUDA_VENV))/bin:$$PATH" FASTRNN_CUDA=1 $(CUDA_PY) setup.py -q build --force \
+	    --build-lib $(CUDA_LIB) --build-temp build/cuda-ext
+	touch $(CUDA_EXT)
+
+build-cuda: $(CUDA_EXT)
+
+# pytest puts the pythonpath entries first on sys.path: build/cuda-lib's
+# fastrnn before the checkout's
+test-cuda-build: build-cuda
+	FASTRNN_EXPECT_CUDA=1 $(CUDA_PY) -m pytest tests -q -p no:cacheprovider \
+	    -o pythonpath="$(CUDA_LIB) ." $(ARGS)
 
 bench-smoke: build
 	$(PY) -m benchmarks.bench --smoke --no-plot --json build/bench-smoke.json

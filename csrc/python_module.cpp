@@ -44,7 +44,16 @@ int add_counts(PyObject* module, const char* name, Counts counts) {
 
 extern "C" PyObject* PyInit__C(void) {
   using namespace fastrnn;
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  // Every field named: the CUDA build's -Wextra rejects a short initialiser.
+  static struct PyModuleDef module_def = {.m_base = PyModuleDef_HEAD_INIT,
+                                          .m_name = "_C",
+                                          .m_doc = nullptr,
+                                          .m_size = -1,
+                                          .m_methods = nullptr,
+                                          .m_slots = nullptr,
+                                          .m_traverse = nullptr,
+                                          .m_clear = nullptr,
+                                          .m_free = nullptr};
   PyObject* module = PyModule_Create(&module_def);
   if (module == nullptr) return nullptr;
   const Counts gates = {
