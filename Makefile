@@ -6,11 +6,17 @@
 # make run     the main job: RNN, LSTM and GRU at seq_len 10, 20, 30 on the
 #              built-in text, trained on fastrnn and on torch.nn (experiments.compare)
 # make test    the library's tests, the experiments' tests, the lower ISAs,
-#              the C++ tests (ctest) and a smoke run of the benchmark
+#              the C++ tests (ctest), the tests on the emulated CUDA device
+#              and a smoke run of the benchmark
 # make bench   the kernel benchmark against torch.nn (benchmarks.bench)
 # make test-cuda-build  the CUDA build (FASTRNN_CUDA=1, no GPU needed) in its
 #              own venv (.venv-cuda, a CUDA torch): every op has a CUDA kernel,
 #              and the library's tests pass there
+# make test-cuda-emulated  the CUDA backend compiled by the host compiler and
+#              run on the CPU (csrc/emulated/): the whole test suite on it, in
+#              both block orders (part of make test)
+# make test-gpu  on a machine with a GPU and a CUDA torch (its python3): the
+#              CUDA build for that GPU, the GPU tests and the GPU benchmark grid
 # make lint    ruff (lint and format) and clang-format, as CI runs them
 # make format  rewrite the sources in the format `make lint` checks
 #
@@ -31,7 +37,7 @@ EXT    := build/.fastrnn-ext
 REQUIREMENTS := tests/requirements.txt benchmarks/requirements.txt experiments/requirements.txt
 CSRC   := $(shell find csrc -type f)
 LINT_TOOLS := ruff==0.17.6 clang-format==23.1.5
-CXX_FILES = $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'tests/cpp/*.cpp')
+CXX_FILES = $$(git ls-files 'csrc/*.h' 'csrc/*.cpp' 'csrc/*.cu' 'csrc/*.cuh' 'tests/cpp/*.cpp')
 # The CUDA build's own venv and output folder: build/cuda-lib holds a copy of
 # the package with the CUDA fastrnn/_C*.so, and the checkout's CPU one stays.
 CUDA_VENV  ?= .venv-cuda
@@ -45,7 +51,7 @@ CUDA_EXT   := build/.fastrnn-cuda-ext
 CUDA_LIB   := build/cuda-lib
 
 .PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke lint format clean \
-	build-cuda test-cuda-build
+	build-cuda test-cuda-build test-cuda-emulated test-gpu
 
 setup: build
 
@@ -69,7 +75,7 @@ run: build
 bench: build
 	$(PY) -m benchmarks.bench $(ARGS)
 
-test: test-py test-isa test-cpp bench-smoke
+test: test-py test-isa test-cpp test-cuda-emulated bench-smoke
 
 test-py: build
 	$(PY) -m pytest tests experiments/tests -q $(ARGS)
@@ -111,6 +117,32 @@ build-cuda: $(CUDA_EXT)
 test-cuda-build: build-cuda
 	FASTRNN_EXPECT_CUDA=1 $(CUDA_PY) -m pytest tests -q -p no:cacheprovider \
 	    -o pythonpath="$(CUDA_LIB) ." $(ARGS)
+
+# The emulated device's own build (build/emulated, ninja: only what changed),
+# then tests/ on it in the forward and the reversed block order
+# (tools/emulated.py; `tools/emulated.py test --asan` for AddressSanitizer).
+test-cuda-emulated: $(DEPS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) tools/emulated.py test -q $(ARGS)
+
+# On a GPU machine, with its own python3 and CUDA torch (no venv: such machines
+# have no package index). Built for the architecture of the GPU present (not
+# the default list, which takes minutes more) into build/gpu-lib; then the
+# tests marked cuda, the CUDA build's and the DDP ones; then the GPU benchmark
+# grid, batch 1 to 256, hidden 64 to 1024, seq_len 10 to 1000, in each dtype
+# (a dtype whose check fails does not stop the others). Results in build/gpu-*.
+GPU_PY    ?= python3
+GPU_LIB   := build/gpu-lib
+GPU_BENCH ?= --sizes small,seed,medium,large,huge --seq-lens 10,100,1000 --target-time 0.1 --warmup 2
+test-gpu:
+	TORCH_CUDA_ARCH_LIST="$${TORCH_CUDA_ARCH_LIST:-$$($(GPU_PY) -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')}" \
+	    FASTRNN_CUDA=1 $(GPU_PY) setup.py -q build --force --build-lib $(GPU_LIB) --build-temp build/gpu-ext
+	FASTRNN_EXPECT_CUDA=1 $(GPU_PY) -m pytest tests/test_cuda.py tests/test_cuda_build.py \
+	    tests/test_distributed.py -q -p no:cacheprovider -o pythonpath="$(GPU_LIB) ." \
+	    --junitxml build/gpu-tests.xml $(ARGS)
+	status=0; for dtype in float32 bfloat16 float16; do \
+	  PYTHONPATH="$(GPU_LIB):." $(GPU_PY) -m benchmarks.bench --device cuda --dtype $$dtype \
+	      $(GPU_BENCH) --no-progress --no-plot --json build/gpu-bench-$$dtype.json || status=1; \
+	done; exit $$status
 
 bench-smoke: build
 	$(PY) -m benchmarks.bench --smoke --no-plot --json build/bench-smoke.json
