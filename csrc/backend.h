@@ -51,15 +51,17 @@ constexpr bool takes_half_types() {
 }
 
 // What a backend that stores scalar_t in a narrower type than acc_t (float16
-// and bfloat16) gives besides: sums that must not be rounded to scalar_t at
-// every step (the weight gradients, summed over chunks of steps) are kept in
-// acc_t and rounded once.
+// and bfloat16) gives besides: GEMM results that are not rounded to scalar_t,
+// kept in acc_t: the gates' projections, which the pointwise pass adds in
+// acc_t, and the weight gradients, summed over chunks of steps and rounded once.
 template <class B, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
 concept NarrowStorageFor =
     requires(B& be, Scratch slot, bool flag, int64_t n, acc_t acc, const scalar_t* src,
              const acc_t* src_acc, acc_t* dst_acc, scalar_t* dst) {
-      // gemm with C in acc_t: C (+)= op(A) op(B), A and B in scalar_t.
+      // gemm and gemm_pointwise with C in acc_t, A and B (and W) in scalar_t.
       be.gemm(flag, flag, n, n, n, acc, src, n, src, n, acc, dst_acc, n);
+      be.gemm_pointwise(n, n, n, n, src, n, be.step_weight(slot, src, flag, n, n, n, n), flag,
+                        dst_acc, n, n, PointwiseArchetype{});
       { be.template temporary<acc_t>(slot, n) } -> std::same_as<acc_t*>;
       // copy_2d from acc_t into scalar_t, rounded to nearest.
       be.copy_2d(n, n, src_acc, n, dst, n);

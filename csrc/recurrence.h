@@ -142,12 +142,12 @@ struct Recurrence {
     return c;
   }
 
-  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H], with
+  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H] in acc_t, with
   // W_ih^T as step_weight laid it out. The biases are added in the pointwise
   // pass, which saves a pass over x_proj.
   static void input_projection(Backend& be, const scalar_t* x, int64_t I,
                                const typename Backend::StepWeight& w_in, int64_t GH, int64_t row0,
-                               int64_t rows, scalar_t* x_proj) {
+                               int64_t rows, acc_t* x_proj) {
     be.gemm_pointwise(rows, GH, 1, I, x + row0 * I, I, w_in, false, x_proj, GH, 0, NoPointwise{});
   }
 
@@ -167,8 +167,8 @@ struct Recurrence {
     const int64_t min_rows = chunk_rows(be, N);
 
     // [chunk rows, G*H] the input projection of the current chunk of steps
-    scalar_t* x_proj = be.template temporary<scalar_t>(Scratch::kInputProjection,
-                                                       std::min(N, 2 * min_rows + B) * G * H);
+    acc_t* x_proj = be.template temporary<acc_t>(Scratch::kInputProjection,
+                                                 std::min(N, 2 * min_rows + B) * G * H);
     // [G*H] the folded biases, then [H] GRU's b_hn
     scalar_t* bias = be.template temporary<scalar_t>(Scratch::kBias, G * H + H);
     fold_biases(be, b_ih.defined() ? b_ih.const_data_ptr<scalar_t>() : nullptr,
@@ -190,8 +190,8 @@ struct Recurrence {
     at::Tensor c = c0.defined() ? copy_of(be, c0) : c0;                // [B, H]
     at::Tensor out = at::empty(out_shape, options);                     // [N, P]
     at::Tensor ws = be.workspace({training ? K : 0, N, H}, options);    // [K, N, H]
-    scalar_t* h_proj =                                                  // [B, G*H]
-        be.template temporary<scalar_t>(Scratch::kRecurrentProjection, B * G * H);
+    acc_t* h_proj =                                                     // [B, G*H]
+        be.template temporary<acc_t>(Scratch::kRecurrentProjection, B * G * H);
     // Projection only: W_hr^T [H, P]; o * tanh(c) of one step [B, H] (when
     // training it goes to workspace plane K-2 instead); h_prev is saved in the
     // first P columns of plane K-1, the others are zeroed.

@@ -72,14 +72,15 @@ class CUDABackend {
 
   // C[0:rows, 0:slices*H] (+)= A[0:rows, 0:k] W, one GEMM for every slice,
   // then f(b, j) for b < f_rows, j < H: one kernel launch.
-  template <typename scalar_t, class F>
+  // c_t: scalar_t, or acc_t (float) for float16 and bfloat16.
+  template <typename scalar_t, typename c_t, class F>
   void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
-                      int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                      int64_t lda, const StepWeight& w, bool add_c, c_t* c, int64_t ldc,
                       int64_t f_rows, const F& f) {
     const int64_t n = slices * H;
-    gemm<scalar_t, scalar_t>(false, w.transposed, rows, n, k, 1, a, lda,
-                             static_cast<const scalar_t*>(w.data), w.transposed ? k : n,
-                             add_c ? 1 : 0, c, ldc);
+    gemm<scalar_t, c_t>(false, w.transposed, rows, n, k, 1, a, lda,
+                        static_cast<const scalar_t*>(w.data), w.transposed ? k : n, add_c ? 1 : 0,
+                        c, ldc);
     cuda::launch_2d(f_rows, H, f);
   }
 
