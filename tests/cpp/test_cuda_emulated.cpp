@@ -7,12 +7,14 @@
 // through the same backend in the whole test suite.
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "cuda/backend.h"
 
@@ -60,52 +62,19 @@ std::string name(const char* what, bool ta, bool tb, int64_t m, int64_t n, int64
          std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k);
 }
 
-// Row-major C = alpha op(A) op(B) + beta C against at::matmul, with padded
-// leading dimensions; beta 0 over a NaN C must not read it.
-template <typename scalar_t>
+// Row-major C = alpha op(A) op(B) + beta C against the float64 product of
+// the same values, with padded leading dimensions; beta 0 over a NaN C must
+// not read it. Within the rounding of the sums in acc_t (at::opmath_type:
+// float for float16 and bfloat16) and, where C is narrower than acc_t, one
+// rounding of C: a GEMM that summed in 16 bits, or rounded C more than once,
+// misses it from k of a few dozen on. c_t: scalar_t, or float for float16
+// and bfloat16.
+template <typename scalar_t, typename c_t = scalar_t>
 void test_gemm() {
-  constexpr double eps = std::numeric_limits<scalar_t>::epsilon();
-  const auto type = c10::CppTypeToScalarType<scalar_t>::value;
-  const int64_t sizes[][3] = {{1, 1, 1},     {3, 5, 7}, {17, 1, 33}, {1, 40, 9},
-                              {64, 48, 130}, {0, 4, 3}, {4, 0, 3},   {4, 3, 0}};
-  for (const auto& s : sizes) {
-    const int64_t m = s[0], n = s[1], k = s[2];
-    for (bool ta : {false, true}) {
-      for (bool tb : {false, true}) {
-        for (double beta : {0.0, 1.0, -0.5}) {
-          CUDABackend be(at::empty({0}));
-          const at::Tensor a = padded(ta ? k : m, ta ? m : k, (ta ? m : k) + 3, type);
-          const at::Tensor b = padded(tb ? n : k, tb ? k : n, (tb ? k : n) + 2, type);
-          at::Tensor c = padded(m, n, n + 5, type);
-          if (beta == 0) c.fill_(NAN);
-          const at::Tensor op_a = ta ? a.t() : a, op_b = tb ? b.t() : b;
-          const double alpha = 1.5;
-          at::Tensor want = at::matmul(op_a.to(at::kDouble), op_b.to(at::kDouble)) * alpha;
-          at::Tensor bound = at::matmul(op_a.to(at::kDouble).abs(), op_b.to(at::kDouble).abs());
-          bound = bound * alpha;
-          if (beta != 0) {
-            want += beta * c.to(at::kDouble);
-            bound += std::abs(beta) * c.to(at::kDouble).abs();
-          }
-          be.gemm<scalar_t>(ta, tb, m, n, k, alpha, a.const_data_ptr<scalar_t>(), a.stride(0),
-                            b.const_data_ptr<scalar_t>(), b.stride(0), beta,
-                            c.mutable_data_ptr<scalar_t>(), c.stride(0));
-          expect_close(name("gemm", ta, tb, m, n, k) + " beta " + std::to_string(beta), c, want,
-                       (k + 2) * eps, bound);
-        }
-      }
-    }
-  }
-}
-
-// float16 and bfloat16 A and B, C in them or in float: against the float64
-// product of the same values, within one rounding of C to c_t and float32's
-// rounding of the sums (a GEMM that summed in 16 bits, or rounded C more than
-// once, misses it from k of a few dozen on), with the cases of test_gemm.
-template <typename scalar_t, typename c_t>
-void test_gemm_half() {
-  const double eps_c = std::numeric_limits<c_t>::epsilon();
-  constexpr double eps_float = std::numeric_limits<float>::epsilon();
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr double eps_sums = std::numeric_limits<acc_t>::epsilon();
+  const double rounding_c =
+      std::is_same_v<c_t, acc_t> ? 0.0 : double(std::numeric_limits<c_t>::epsilon()) / 2;
   const auto type = c10::CppTypeToScalarType<scalar_t>::value;
   const auto c_type = c10::CppTypeToScalarType<c_t>::value;
   const std::string types = std::string(" ") + c10::toString(type) + " -> " + c10::toString(c_type);
@@ -134,7 +103,7 @@ void test_gemm_half() {
                                  b.const_data_ptr<scalar_t>(), b.stride(0), beta,
                                  c.mutable_data_ptr<c_t>(), c.stride(0));
           expect_close(name("gemm", ta, tb, m, n, k) + " beta " + std::to_string(beta) + types, c,
-                       want, 1, 0.5 * eps_c * want.abs() + (k + 2) * eps_float * bound);
+                       want, 1, rounding_c * want.abs() + (k + 2) * eps_sums * bound);
         }
       }
     }
@@ -315,10 +284,10 @@ int main() {
   at::manual_seed(0);
   test_gemm<double>();
   test_gemm<float>();
-  test_gemm_half<c10::Half, c10::Half>();
-  test_gemm_half<c10::Half, float>();
-  test_gemm_half<c10::BFloat16, c10::BFloat16>();
-  test_gemm_half<c10::BFloat16, float>();
+  test_gemm<c10::Half>();
+  test_gemm<c10::Half, float>();
+  test_gemm<c10::BFloat16>();
+  test_gemm<c10::BFloat16, float>();
   test_gemm_pointwise<double>();
   test_gemm_pointwise<float>();
   test_elementwise<double>();
