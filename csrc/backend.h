@@ -15,8 +15,16 @@
 // driver never touches buffer contents itself. Any size may be 0 (a copy,
 // fill, sum of no elements does nothing; gemm and gemm_pointwise say what
 // they do then); a call's source and destination never overlap.
+//
+// The dtypes a backend takes: float and double, and float16 and bfloat16
+// (c10::Half, c10::BFloat16) where it declares `static constexpr bool
+// kHalfTypes = true` (takes_half_types). Those are storage types only: every
+// buffer holds them, the pointwise math runs in acc_t = at::opmath_type
+// (float), and GEMMs accumulate in float, with float alpha and beta. acc_t is
+// the type itself for float and double.
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 
 #include <concepts>
 #include <cstdint>
@@ -31,18 +39,48 @@ struct PointwiseArchetype {
   void operator()(int64_t, int64_t) const {}
 };
 
+// Whether backend B takes float16 and bfloat16 (B::kHalfTypes), besides
+// float and double.
+template <class B>
+constexpr bool takes_half_types() {
+  if constexpr (requires { B::kHalfTypes; }) {
+    return B::kHalfTypes;
+  } else {
+    return false;
+  }
+}
+
+// What a backend that stores scalar_t in a narrower type than acc_t (float16
+// and bfloat16) gives besides: GEMM results that are not rounded to scalar_t,
+// kept in acc_t: the gates' projections, which the pointwise pass adds in
+// acc_t, and the weight gradients, summed over chunks of steps and rounded once.
+template <class B, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+concept NarrowStorageFor =
+    requires(B& be, Scratch slot, bool flag, int64_t n, acc_t acc, const scalar_t* src,
+             const acc_t* src_acc, acc_t* dst_acc, scalar_t* dst) {
+      // gemm and gemm_pointwise with C in acc_t, A and B (and W) in scalar_t.
+      be.gemm(flag, flag, n, n, n, acc, src, n, src, n, acc, dst_acc, n);
+      be.gemm_pointwise(n, n, n, n, src, n, be.step_weight(slot, src, flag, n, n, n, n), flag,
+                        dst_acc, n, n, PointwiseArchetype{});
+      { be.template temporary<acc_t>(slot, n) } -> std::same_as<acc_t*>;
+      // copy_2d from acc_t into scalar_t, rounded to nearest.
+      be.copy_2d(n, n, src_acc, n, dst, n);
+    };
+
 template <class B, typename scalar_t>
 concept BackendFor =
     // B be(input): for one op call, input the op's (checked, contiguous) input
     // tensor, whose device and dtype every buffer of the call has.
     std::constructible_from<B, const at::Tensor&> &&
-    requires(B& be, Scratch slot, bool flag, int64_t n, scalar_t value, const scalar_t* src,
-             scalar_t* dst, const double* src_d, double* dst_d, at::IntArrayRef sizes,
-             const at::TensorOptions& options) {
+    (std::same_as<at::opmath_type<scalar_t>, scalar_t> || NarrowStorageFor<B, scalar_t>) &&
+    requires(B& be, Scratch slot, bool flag, int64_t n, scalar_t value,
+             at::opmath_type<scalar_t> acc, const scalar_t* src, scalar_t* dst, const double* src_d,
+             double* dst_d, at::IntArrayRef sizes, const at::TensorOptions& options) {
       // Row-major C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C: gemm(trans_a,
       // trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); any sizes (k = 0
-      // leaves beta C; beta = 0 writes C without reading it).
-      be.gemm(flag, flag, n, n, n, value, src, n, src, n, value, dst, n);
+      // leaves beta C; beta = 0 writes C without reading it). alpha and beta
+      // in acc_t; the products are summed in acc_t and C rounded once.
+      be.gemm(flag, flag, n, n, n, acc, src, n, src, n, acc, dst, n);
       // The weight of every step's GEMM, W[k, slices * H] (given row-major, or as
       // row-major W^T [slices * H, k] when transposed), laid out for
       // gemm_pointwise: step_weight(slot, w, transposed, k, H, slices, rows),

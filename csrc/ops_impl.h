@@ -69,12 +69,20 @@ inline Tensor checked_batch_sizes(const char* op, const optional<Tensor>& batch_
 // argument. Every tensor is one that dense() (or checked_batch_sizes) returned,
 // undefined where absent. hx_name: the argument holding the [B, P] state (hx,
 // or grad_h_n in backward).
-inline Shape check_inputs(const char* op, int gates, const Tensor& input, const Tensor& hx,
-                          const char* hx_name, const Tensor& w_ih, const Tensor& w_hh,
-                          const Tensor& w_hr, const Tensor& b_ih, const Tensor& b_hh,
-                          const Tensor& batch_sizes) {
-  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, op,
-              ": input: expected dtype float32 or float64, got ", input.scalar_type());
+// half_types: whether the backend takes float16 and bfloat16 too (backend.h).
+inline Shape check_inputs(const char* op, int gates, bool half_types, const Tensor& input,
+                          const Tensor& hx, const char* hx_name, const Tensor& w_ih,
+                          const Tensor& w_hh, const Tensor& w_hr, const Tensor& b_ih,
+                          const Tensor& b_hh, const Tensor& batch_sizes) {
+  const at::ScalarType type = input.scalar_type();
+  if (half_types) {
+    TORCH_CHECK(
+        type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16, op,
+        ": input: expected dtype float32 or float64 or float16 or bfloat16, got ", type);
+  } else {
+    TORCH_CHECK(type == at::kFloat || type == at::kDouble, op,
+                ": input: expected dtype float32 or float64, got ", type);
+  }
   Shape s;
   // w_hh [gates * H, P] defines the hidden size and the features of h and is
   // checked first; the state and the other weights are then checked against
@@ -162,10 +170,24 @@ inline void check_grads(const char* op, const Tensor& grad_output, const Tensor&
   check_same(op, "workspace", ws, input);
 }
 
+// f(scalar_t{}) for the dtype `type`, one of those Backend takes (checked
+// before): only those are instantiated.
+template <class Backend, class F>
+void dispatch(at::ScalarType type, const F& f) {
+  if constexpr (takes_half_types<Backend>()) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, "fastrnn",
+                                    [&] { f(scalar_t{}); });
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(type, "fastrnn", [&] { f(scalar_t{}); });
+  }
+}
+
 }  // namespace detail
 
 template <class Backend>
 struct RNNOps {
+  static constexpr bool kHalfTypes = takes_half_types<Backend>();
+
   // w_hr: Cell::kProjected only. Every tensor goes through dense() first:
   // the checks and the kernels see the same contiguous tensors.
   template <class Cell>
@@ -180,8 +202,8 @@ struct RNNOps {
                  w_hh = dense(op, "w_hh", w_hh_arg), b_ih = dense(op, "b_ih", b_ih_arg),
                  b_hh = dense(op, "b_hh", b_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg);
     const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
-    const auto s = detail::check_inputs(op, Cell::kGates, input, hx, "hx", w_ih, w_hh, w_hr, b_ih,
-                                        b_hh, batch_sizes);
+    const auto s = detail::check_inputs(op, Cell::kGates, kHalfTypes, input, hx, "hx", w_ih, w_hh,
+                                        w_hr, b_ih, b_hh, batch_sizes);
     if (cx.defined()) {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
       detail::check_same(op, "cx", cx, input);
@@ -190,8 +212,8 @@ struct RNNOps {
     const auto out_shape = detail::output_shape(input, s.P);
     Tensor out, h_n, c_n, ws;
     Backend be(input);  // for this call only
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
-      std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, scalar_t>::forward(
+    detail::dispatch<Backend>(input.scalar_type(), [&](auto type) {
+      std::tie(out, h_n, c_n, ws) = Recurrence<Cell, Backend, decltype(type)>::forward(
           be, steps, s, input, out_shape, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, relu, training);
     });
     return {out, h_n, c_n, ws};
@@ -212,8 +234,8 @@ struct RNNOps {
                  w_hh = dense(op, "w_hh", w_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg),
                  workspace = dense(op, "workspace", workspace_arg);
     const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
-    const auto s = detail::check_inputs(op, Cell::kGates, input, grad_h_n, "grad_h_n", w_ih, w_hh,
-                                        w_hr, Tensor(), Tensor(), batch_sizes);
+    const auto s = detail::check_inputs(op, Cell::kGates, kHalfTypes, input, grad_h_n, "grad_h_n",
+                                        w_ih, w_hh, w_hr, Tensor(), Tensor(), batch_sizes);
     detail::check_grads(op, grad_output, input, s, workspace, Cell::kSaved);
     if (grad_c_n.defined()) {
       detail::check_shape(op, "grad_c_n", grad_c_n, {s.B, s.H});
@@ -222,10 +244,10 @@ struct RNNOps {
     const auto steps = make_schedule(batch_sizes, s.T, s.B, reverse);
     std::vector<Tensor> grads;
     Backend be(input);  // for this call only
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "fastrnn", [&] {
-      grads = Recurrence<Cell, Backend, scalar_t>::backward(be, steps, s, grad_output, grad_h_n,
-                                                            grad_c_n, input, input.sizes(), w_ih,
-                                                            w_hh, w_hr, workspace, relu);
+    detail::dispatch<Backend>(input.scalar_type(), [&](auto type) {
+      grads = Recurrence<Cell, Backend, decltype(type)>::backward(
+          be, steps, s, grad_output, grad_h_n, grad_c_n, input, input.sizes(), w_ih, w_hh, w_hr,
+          workspace, relu);
     });
     return grads;
   }

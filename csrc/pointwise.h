@@ -13,6 +13,9 @@
 //   x_proj   [N, G*H]  W_ih x, all steps (this step's rows used)
 //   bias     [G*H]     b_ih + b_hh, except GRU's b_hn (kept apart: the reset gate scales it)
 //   h_proj   [B, G*H]  W_hh h_prev for this step (no bias)
+//                      (x_proj and h_proj in acc_t = at::opmath_type<scalar_t>: the
+//                      GEMMs' float sums, for float16 and bfloat16 not rounded to
+//                      16 bits before the gates add them; scalar_t itself otherwise)
 //   h        [B, P]    hidden state, double-buffered (h_prev -> h)
 //   c        [B, H]    LSTM cell state, updated in place
 //   out      [N, H]    hidden output of every step; for LSTMProjCell the
@@ -22,6 +25,7 @@
 //   dgates_x [N, G*H]  d loss / d x_proj (input side of the gates)
 //   dgates_h [N, G*H]  d loss / d h_proj (hidden side); aliases dgates_x except for GRU
 
+#include <ATen/OpMathType.h>
 #include <c10/macros/Macros.h>
 
 #include <cstdint>
@@ -33,8 +37,9 @@ namespace fastrnn {
 // Buffers of one forward step. Row pointers already point at the step's first row.
 template <typename scalar_t>
 struct ForwardStep {
-  const scalar_t* x_proj;  // [bs, G*H]
-  const scalar_t* h_proj;  // [bs, G*H]
+  using acc_t = at::opmath_type<scalar_t>;
+  const acc_t* x_proj;     // [bs, G*H]
+  const acc_t* h_proj;     // [bs, G*H]
   const scalar_t* bias;    // [G*H] folded biases (zeros without bias)
   const scalar_t* b_hn;    // [H] GRU's b_hn (scaled by the reset gate; zeros without bias)
   const scalar_t* h_prev;  // [B, P] state before the step (the GEMM's input)

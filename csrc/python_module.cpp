@@ -5,15 +5,28 @@
 //   GATES            {cell: Cell::kGates}, gates per cell
 //   SAVED            {cell: Cell::kSaved}, workspace planes saved for backward
 //   LSTM_PROJ_SAVED  LSTMProjCell::kSaved (with proj_size: one more plane, o * tanh(c))
+// and what the ops' kernels take on each device type, so that fastrnn/ops.py
+// converts to float32 only where a kernel does not take the dtype itself:
+//   NATIVE_DTYPES    {"cpu": names, "cuda": names}: the dtypes (torch's names)
+//                    of the backend this build registers on that device type's
+//                    keys (backend.h's takes_half_types): the CPU backend's on
+//                    the CPU, except in the emulated-device build
+//                    (FASTRNN_EMULATED), which registers the CUDA backend there;
+//                    the CUDA backend's on CUDA (used where this build has it)
 
 #include <Python.h>
 
 #include <initializer_list>
 #include <utility>
 
+#include "backend.h"
 #include "cells/gru.h"
 #include "cells/lstm.h"
 #include "cells/rnn.h"
+#include "cuda/dtypes.h"
+#if !defined(FASTRNN_EMULATED)
+#include "cpu/backend.h"
+#endif
 
 namespace {
 
@@ -34,6 +47,28 @@ int add_counts(PyObject* module, const char* name, Counts counts) {
   }
   // PyModule_AddObject takes the reference only when it succeeds.
   if (PyModule_AddObject(module, name, dict) < 0) {
+    Py_DECREF(dict);
+    return -1;
+  }
+  return 0;
+}
+
+// module.NATIVE_DTYPES = {device type: (dtype names)}; -1 with a Python
+// error set on failure.
+int add_native_dtypes(PyObject* module) {
+#if defined(FASTRNN_EMULATED)
+  constexpr bool cpu_half = fastrnn::cuda::kHalfTypes;
+#else
+  constexpr bool cpu_half = fastrnn::takes_half_types<fastrnn::CPUBackend>();
+#endif
+  const auto names = [](bool half) {
+    return half ? Py_BuildValue("(ssss)", "float32", "float64", "float16", "bfloat16")
+                : Py_BuildValue("(ss)", "float32", "float64");
+  };
+  PyObject* dict =
+      Py_BuildValue("{sNsN}", "cpu", names(cpu_half), "cuda", names(fastrnn::cuda::kHalfTypes));
+  if (dict == nullptr) return -1;
+  if (PyModule_AddObject(module, "NATIVE_DTYPES", dict) < 0) {
     Py_DECREF(dict);
     return -1;
   }
@@ -61,7 +96,8 @@ extern "C" PyObject* PyInit__C(void) {
   const Counts saved = {
       {"rnn", RNNCell::kSaved}, {"lstm", LSTMCell::kSaved}, {"gru", GRUCell::kSaved}};
   if (add_counts(module, "GATES", gates) < 0 || add_counts(module, "SAVED", saved) < 0 ||
-      PyModule_AddIntConstant(module, "LSTM_PROJ_SAVED", LSTMProjCell::kSaved) < 0) {
+      PyModule_AddIntConstant(module, "LSTM_PROJ_SAVED", LSTMProjCell::kSaved) < 0 ||
+      add_native_dtypes(module) < 0) {
     Py_DECREF(module);
     return nullptr;
   }

@@ -64,6 +64,9 @@ struct NoPointwise {
 template <class Cell, class Backend, typename scalar_t>
   requires BackendFor<Backend, scalar_t>
 struct Recurrence {
+  // GEMMs' alpha and beta, and the weight gradients' sums over chunks of
+  // steps: float for float16 and bfloat16 (backend.h), else scalar_t itself.
+  using acc_t = at::opmath_type<scalar_t>;
   static constexpr int G = Cell::kGates;
   static constexpr int K = Cell::kSaved;
 
@@ -139,12 +142,12 @@ struct Recurrence {
     return c;
   }
 
-  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H], with
+  // x_proj[0:rows] = x[row0:row0 + rows] W_ih^T, x_proj: [rows, G*H] in acc_t, with
   // W_ih^T as step_weight laid it out. The biases are added in the pointwise
   // pass, which saves a pass over x_proj.
   static void input_projection(Backend& be, const scalar_t* x, int64_t I,
                                const typename Backend::StepWeight& w_in, int64_t GH, int64_t row0,
-                               int64_t rows, scalar_t* x_proj) {
+                               int64_t rows, acc_t* x_proj) {
     be.gemm_pointwise(rows, GH, 1, I, x + row0 * I, I, w_in, false, x_proj, GH, 0, NoPointwise{});
   }
 
@@ -164,8 +167,8 @@ struct Recurrence {
     const int64_t min_rows = chunk_rows(be, N);
 
     // [chunk rows, G*H] the input projection of the current chunk of steps
-    scalar_t* x_proj = be.template temporary<scalar_t>(Scratch::kInputProjection,
-                                                       std::min(N, 2 * min_rows + B) * G * H);
+    acc_t* x_proj = be.template temporary<acc_t>(Scratch::kInputProjection,
+                                                 std::min(N, 2 * min_rows + B) * G * H);
     // [G*H] the folded biases, then [H] GRU's b_hn
     scalar_t* bias = be.template temporary<scalar_t>(Scratch::kBias, G * H + H);
     fold_biases(be, b_ih.defined() ? b_ih.const_data_ptr<scalar_t>() : nullptr,
@@ -187,8 +190,8 @@ struct Recurrence {
     at::Tensor c = c0.defined() ? copy_of(be, c0) : c0;                // [B, H]
     at::Tensor out = at::empty(out_shape, options);                     // [N, P]
     at::Tensor ws = be.workspace({training ? K : 0, N, H}, options);    // [K, N, H]
-    scalar_t* h_proj =                                                  // [B, G*H]
-        be.template temporary<scalar_t>(Scratch::kRecurrentProjection, B * G * H);
+    acc_t* h_proj =                                                     // [B, G*H]
+        be.template temporary<acc_t>(Scratch::kRecurrentProjection, B * G * H);
     // Projection only: W_hr^T [H, P]; o * tanh(c) of one step [B, H] (when
     // training it goes to workspace plane K-2 instead); h_prev is saved in the
     // first P columns of plane K-1, the others are zeroed.
@@ -247,8 +250,7 @@ struct Recurrence {
           if constexpr (Cell::kProjected) {
             // output rows = (o * tanh(c)) W_hr^T [batch, P], the next step's h
             scalar_t* h = out_rows + step.offset * P;
-            be.gemm(false, false, step.batch, P, H, scalar_t(1), s.out, H, w_hr_t, P, scalar_t(0),
-                    h, P);
+            be.gemm(false, false, step.batch, P, H, acc_t(1), s.out, H, w_hr_t, P, acc_t(0), h, P);
             be.copy_2d(1, step.batch * P, h, step.batch * P, nxt, step.batch * P);
             if constexpr (kTraining) {  // h_prev into the first P columns of plane K-1
               be.copy_2d(step.batch, P, cur, P, s.ws + (K - 1) * s.plane, H);
@@ -312,7 +314,9 @@ struct Recurrence {
     // [G*H, I + P]: grad_w_ih, then grad_w_hh, in one GEMM where both take the
     // same gate gradients (every cell but GRU): two GEMMs would each pack the
     // gate gradients, one of I + P columns packs them once (see benchmarks/README.md).
-    scalar_t* grad_w = be.template temporary<scalar_t>(Scratch::kWeightGrad, G * H * (I + P));
+    // In acc_t: each chunk's GEMM adds onto it, and float16 would round the
+    // sum at every chunk; rounded to scalar_t once, into the outputs.
+    acc_t* grad_w = be.template temporary<acc_t>(Scratch::kWeightGrad, G * H * (I + P));
     // [2, G*H] the biases' gradients, b_ih's then (GRU) b_hh's, summed in
     // double: rounding the sum over N rows to scalar_t once
     double* grad_b = be.template temporary<double>(Scratch::kBiasGrad, 2 * G * H);
@@ -336,7 +340,7 @@ struct Recurrence {
                                      G * H, I, 1, std::min(N, min_rows));
     const auto chunk_gradients = [&](const Chunk& chunk) {
       const int64_t r0 = chunk.row0, rows = chunk.rows;
-      const scalar_t beta = first_chunk ? scalar_t(0) : scalar_t(1);
+      const acc_t beta = first_chunk ? acc_t(0) : acc_t(1);
       first_chunk = false;
       const scalar_t* dx = dgates_x + r0 * G * H;
       const scalar_t* x_rows = x_p + r0 * I;
@@ -345,17 +349,16 @@ struct Recurrence {
                         NoPointwise{});
       if constexpr (Cell::kDirectDh) {
         // grad_w_ih (+)= dgates_x[rows]^T x[rows]; grad_w_hh (+)= dgates_h[rows]^T h_prev[rows]
-        be.gemm(true, false, G * H, I, rows, scalar_t(1), dx, G * H, x_rows, I, beta, grad_w,
-                I + P);
-        be.gemm(true, false, G * H, P, rows, scalar_t(1), dgates_h + r0 * G * H, G * H,
+        be.gemm(true, false, G * H, I, rows, acc_t(1), dx, G * H, x_rows, I, beta, grad_w, I + P);
+        be.gemm(true, false, G * H, P, rows, acc_t(1), dgates_h + r0 * G * H, G * H,
                 h_prev + r0 * H, H, beta, grad_w + I, I + P);
         be.column_sums(dgates_h + r0 * G * H, rows, G * H, grad_b + G * H);
       } else {
         // [grad_w_ih | grad_w_hh] (+)= dgates[rows]^T [x[rows] | h_prev[rows]]
         be.copy_2d(rows, I, x_rows, I, inputs, I + P);
         be.copy_2d(rows, P, h_prev + r0 * H, H, inputs + I, I + P);
-        be.gemm(true, false, G * H, I + P, rows, scalar_t(1), dx, G * H, inputs, I + P, beta,
-                grad_w, I + P);
+        be.gemm(true, false, G * H, I + P, rows, acc_t(1), dx, G * H, inputs, I + P, beta, grad_w,
+                I + P);
       }
       be.column_sums(dx, rows, G * H, grad_b);
     };
@@ -380,8 +383,8 @@ struct Recurrence {
         const BackwardFn<Cell, scalar_t, kRelu> pointwise{s};
         if constexpr (Cell::kProjected) {
           if (gemm_rows > 0) {
-            be.gemm(false, false, gemm_rows, P, G * H, scalar_t(1), gemm_a, G * H, w_hh_p, P,
-                    scalar_t(0), dh_p, P);
+            be.gemm(false, false, gemm_rows, P, G * H, acc_t(1), gemm_a, G * H, w_hh_p, P, acc_t(0),
+                    dh_p, P);
           }
           scalar_t* total = dh_total + step.offset * P;
           be.add(step.batch * P, dh_p, s.grad_out, total);
@@ -399,17 +402,18 @@ struct Recurrence {
     // the last step's GEMM, into grad_h0, with no pointwise pass after it
     if constexpr (Cell::kProjected) {
       if (gemm_rows > 0) {
-        be.gemm(false, false, gemm_rows, P, G * H, scalar_t(1), s.dgates_h, G * H, w_hh_p, P,
-                scalar_t(0), dh_p, P);
+        be.gemm(false, false, gemm_rows, P, G * H, acc_t(1), s.dgates_h, G * H, w_hh_p, P, acc_t(0),
+                dh_p, P);
       }
     } else {
       be.gemm_pointwise(gemm_rows, H, 1, G * H, s.dgates_h, G * H, w_step, Cell::kDirectDh, s.dh, H,
                         0, NoPointwise{});
     }
 
-    if (N == 0) be.fill_2d(G * H, I + P, scalar_t(0), grad_w, I + P);  // no chunk wrote it
+    if (N == 0) be.fill_2d(G * H, I + P, acc_t(0), grad_w, I + P);  // no chunk wrote it
     at::Tensor grad_w_ih = at::empty({G * H, I}, options);
     at::Tensor grad_w_hh = at::empty({G * H, P}, options);
+    // (rounded from acc_t where it is wider)
     be.copy_2d(G * H, I, grad_w, I + P, grad_w_ih.mutable_data_ptr<scalar_t>(), I);
     be.copy_2d(G * H, P, grad_w + I, I + P, grad_w_hh.mutable_data_ptr<scalar_t>(), P);
     at::Tensor grad_b_ih = rounded(be, grad_b, G * H, options);
@@ -418,8 +422,8 @@ struct Recurrence {
     at::Tensor grad_w_hr;  // [P, H] = sum over rows of (dh + grad_out)^T (o * tanh(c))
     if constexpr (Cell::kProjected) {
       grad_w_hr = at::empty({P, H}, options);
-      be.gemm(true, false, P, H, N, scalar_t(1), dh_total, P, ws_p + (K - 2) * N * H, H,
-              scalar_t(0), grad_w_hr.mutable_data_ptr<scalar_t>(), H);
+      be.gemm(true, false, P, H, N, acc_t(1), dh_total, P, ws_p + (K - 2) * N * H, H, acc_t(0),
+              grad_w_hr.mutable_data_ptr<scalar_t>(), H);
     }
     return {grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
   }

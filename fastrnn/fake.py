@@ -21,6 +21,20 @@ from . import _C  # the ops must exist before their fake kernels are registered
 GATES = dict(_C.GATES)
 SAVED = dict(_C.SAVED)
 
+# {device type: the dtypes its kernels take}, from the C++ (csrc/python_module.cpp):
+# the backend that this build registers for that device type says (csrc/backend.h)
+_NATIVE_DTYPES = {
+    device: tuple(getattr(torch, name) for name in names)
+    for device, names in _C.NATIVE_DTYPES.items()
+}
+
+
+def native_dtypes(device_type):
+    """The dtypes that the kernels for device_type ("cpu", "cuda") take as
+    they are. A device type without kernels of its own (meta) answers as the
+    CPU, the default device: meta tensors are checked as CPU ones."""
+    return _NATIVE_DTYPES.get(device_type, _NATIVE_DTYPES["cpu"])
+
 
 def _check(op, condition, *message):
     torch._check(condition, lambda: f"{op}: " + "".join(str(m) for m in message))
@@ -145,13 +159,21 @@ def _check_batch_sizes(op, bs, hx_name, B, N):
     _check(op, sum(b) == N, "batch_sizes sum to ", sum(b), " but input has ", N, " rows")
 
 
+def _listed(dtypes):
+    """The dtypes' names as csrc/ops_impl.h lists them: "float32 or float64"."""
+    return " or ".join(str(t).removeprefix("torch.") for t in dtypes)
+
+
 def check_inputs(op, cell, input, hx, hx_name, w_ih, w_hh, w_hr, b_ih, b_hh, batch_sizes):
     """csrc/ops_impl.h's check_inputs, in the same order. Returns (H, P)."""
     gates = GATES[cell]
+    native = native_dtypes(input.device.type)
     _check(
         op,
-        input.dtype in (torch.float32, torch.float64),
-        "input: expected dtype float32 or float64, got ",
+        input.dtype in native,
+        "input: expected dtype ",
+        _listed(native),
+        ", got ",
         _dtype(input.dtype),
     )
     _check(op, w_hh.dim() == 2, "w_hh: expected 2 dimensions, got ", w_hh.dim())

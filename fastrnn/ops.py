@@ -19,11 +19,20 @@ from . import (
     onnx_export,
     reference,
 )
-from .fake import GATES, SAVED  # noqa: F401  (and registers the ops' fake kernels)
+from .fake import GATES, SAVED, native_dtypes  # (and registers the ops' fake kernels)
 
-__all__ = ["GATES", "SAVED", "LOW_PRECISION", "DTYPES", "device_types", "layer"]
+__all__ = [
+    "GATES",
+    "SAVED",
+    "LOW_PRECISION",
+    "DTYPES",
+    "device_types",
+    "native_dtypes",
+    "layer",
+]
 
-# the kernels are float32 and float64; these run the float32 ones
+# Every kernel takes float32 and float64; one that does not take these too
+# (native_dtypes) runs them as float32.
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 
@@ -317,8 +326,9 @@ def layer(
     with proj_size P (without it P = H). Returns (output, h_n, c_n), c_n None
     unless "lstm".
 
-    float16 and bfloat16 run the float32 kernels: arguments are converted on
-    entry and the results back, so they are at least as accurate as torch.nn's.
+    float16 and bfloat16 run natively where the device's kernels take them
+    (native_dtypes: stored in them, computed in float32); elsewhere they run
+    the float32 kernels: arguments are converted on entry and the results back.
     """
     arguments = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, batch_sizes, w_hr)
     if has_torch_function(
@@ -343,11 +353,13 @@ def layer(
     if input.dtype in LOW_PRECISION:
         tensors = dict(hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
         for name, t in tensors.items():
-            # the conversion would hide a mismatch that the kernels (and torch.nn) refuse
+            # the conversion would hide a mismatch that the kernels (and torch.nn)
+            # refuse; checked here in either case, so the message is the same
             if t is not None and t.dtype != input.dtype:
                 raise RuntimeError(
                     f"fastrnn: {name}: expected dtype {input.dtype} (the input's), got {t.dtype}"
                 )
+    if input.dtype in LOW_PRECISION and input.dtype not in native_dtypes(input.device.type):
         as_float = {name: None if t is None else t.float() for name, t in tensors.items()}
         results = layer(
             cell, input.float(), batch_sizes=batch_sizes, reverse=reverse, relu=relu, **as_float

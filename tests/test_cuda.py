@@ -96,7 +96,18 @@ def test_layers_on_cuda(cell, kwargs, packed, dtype):
         cast_module(ref_cpu, torch.float64), *cast_inputs(x, hx, upstream, torch.float64), packed
     )
     _assert_rule(got, theirs, truth, dtype, "torch.nn on CUDA")
+    if _cpu_converts(dtype):
+        # The CPU runs the float32 kernels on it and rounds once at the end,
+        # while CUDA stores it natively, rounded at every step as torch.nn's
+        # own run is: the contract is torch.nn's accuracy, checked above.
+        return
     _assert_rule(got, ours_on_cpu, truth, dtype, "fastrnn on the CPU")
+
+
+def _cpu_converts(dtype):
+    """Whether dtype runs natively on CUDA but as float32 on the CPU."""
+    native = fastrnn.ops.native_dtypes
+    return dtype in native("cuda") and dtype not in native("cpu")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

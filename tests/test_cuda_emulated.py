@@ -66,6 +66,50 @@ def test_ops_run_on_the_cuda_backend(lib, cell):
     assert lib.fastrnn_emulated_gemms() - gemms >= 2 * seq_len
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_types_run_natively(lib, dtype):
+    """The CUDA backend takes float16 and bfloat16 itself (stored in them,
+    computed in float32): the extension says so, and the op, called with them,
+    returns them (the workspace too) from the emulated device's GEMMs and
+    launches, with no conversion to float32 on the way."""
+    assert dtype in fastrnn.ops.native_dtypes("cpu")
+    seq_len, batch, features, hidden = 4, 2, 3, 5
+
+    def rand(*shape):
+        return torch.randn(*shape, dtype=dtype)
+
+    x, h0, c0 = rand(seq_len, batch, features), rand(batch, hidden), rand(batch, hidden)
+    w_ih, w_hh, bias = rand(4 * hidden, features), rand(4 * hidden, hidden), rand(4 * hidden)
+    launches, gemms = lib.fastrnn_emulated_launches(), lib.fastrnn_emulated_gemms()
+    out, h_n, c_n, workspace = torch.ops.fastrnn.lstm_forward(
+        x, h0, c0, w_ih, w_hh, bias, bias, None, None, False, True
+    )
+    assert lib.fastrnn_emulated_gemms() - gemms >= seq_len
+    assert lib.fastrnn_emulated_launches() - launches >= seq_len
+    assert {t.dtype for t in (out, h_n, c_n, workspace)} == {dtype}
+    assert workspace.shape == (fastrnn.ops.SAVED["lstm"], seq_len * batch, hidden)
+    gemms = lib.fastrnn_emulated_gemms()
+    grads = torch.ops.fastrnn.lstm_backward(
+        torch.ones_like(out),
+        torch.ones_like(h_n),
+        torch.ones_like(c_n),
+        x,
+        w_ih,
+        w_hh,
+        None,
+        None,
+        False,
+        workspace,
+    )
+    assert lib.fastrnn_emulated_gemms() - gemms >= seq_len
+    assert {g.dtype for g in grads} == {dtype}
+    # the result is the float32 one's, to the precision of dtype
+    want = torch.ops.fastrnn.lstm_forward(
+        *(t.float() for t in (x, h0, c0, w_ih, w_hh, bias, bias)), None, None, False, False
+    )[0]
+    torch.testing.assert_close(out.float(), want, atol=8 * torch.finfo(dtype).eps, rtol=0)
+
+
 def test_primitives(lib):
     """The C++ test of the CUDA backend's primitives, built beside the package."""
     program = os.path.join(os.path.dirname(os.path.dirname(fastrnn.__file__)), "test_cuda_emulated")

@@ -1,8 +1,11 @@
-"""float16 and bfloat16: fastrnn runs its float32 kernels on them (arguments
-converted on entry, results back), so outputs, final states and every gradient
-are in the input's dtype and at least as accurate as torch.nn's own run in
-that dtype: the project's rule, against torch.nn in float64 on the same
-rounded weights and inputs. Mixed dtypes are refused as torch.nn refuses them."""
+"""float16 and bfloat16: where the device's kernels take them
+(fastrnn.ops.native_dtypes: the CUDA backend, which the emulated-device build
+runs on the CPU) they run natively, stored in them and computed in float32;
+elsewhere fastrnn runs its float32 kernels on them (arguments converted on
+entry, results back). Either way outputs, final states and every gradient are
+in the input's dtype and as accurate as torch.nn's own run in that dtype: the
+project's rule, against torch.nn in float64 on the same rounded weights and
+inputs. Mixed dtypes are refused as torch.nn refuses them."""
 
 import pytest
 import torch
@@ -11,6 +14,8 @@ from test_cells import cell_pair, step_and_grads
 from test_cells import inputs as cell_inputs
 from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from fastrnn.ops import native_dtypes
 
 from helpers import (
     LENGTHS,
@@ -100,32 +105,35 @@ class _Record(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _assert_ran_the_float32_ops(record, op, calls):
+def _assert_ran_the_ops(record, op, calls, dtype):
+    """fastrnn's ops ran, in dtype itself where the CPU's kernels take it,
+    else in float32, and nothing of torch.nn's recurrence did."""
     assert record.names.count(f"fastrnn::{op}_forward") == calls
     assert record.names.count(f"fastrnn::{op}_backward") == calls
-    assert record.fastrnn_dtypes == {torch.float32}
+    ran_in = dtype if dtype in native_dtypes("cpu") else torch.float32
+    assert record.fastrnn_dtypes == {ran_in}
     assert not [n for n in record.names if TORCH_RNN_OP.match(n) or RECURRENCE_MATH.match(n)]
 
 
 @DTYPES
 @LAYER_CASES
-def test_layers_keep_the_dtype_and_run_the_float32_ops(cell, kwargs, dtype):
+def test_layers_keep_the_dtype_and_run_the_ops(cell, kwargs, dtype):
     _, ours = _layer_pair(cell, kwargs, dtype)
     x, hx, upstream = make_inputs(ours, T, B, dtype)
     with _Record() as record:
         results = forward_backward(ours, x, hx, upstream)
     assert {k: v.dtype for k, v in results.items()} == dict.fromkeys(results, dtype)
-    _assert_ran_the_float32_ops(record, OP[cell], calls=4)  # 2 layers, 2 directions
+    _assert_ran_the_ops(record, OP[cell], calls=4, dtype=dtype)  # 2 layers, 2 directions
 
 
 @DTYPES
 @pytest.mark.parametrize("cell", list(CELL_KINDS))
-def test_cells_keep_the_dtype_and_run_the_float32_ops(cell, dtype):
+def test_cells_keep_the_dtype_and_run_the_ops(cell, dtype):
     _, ours = cell_pair(cell, dtype=dtype)
     with _Record() as record:
         results = step_and_grads(ours, *cell_inputs(cell, 3, True, dtype))
     assert {k: v.dtype for k, v in results.items()} == dict.fromkeys(results, dtype)
-    _assert_ran_the_float32_ops(record, OP[cell], calls=1)
+    _assert_ran_the_ops(record, OP[cell], calls=1, dtype=dtype)
 
 
 def _raises_like_torch(ref, ours, call, match):

@@ -12,9 +12,12 @@
 //   launch(kernel, grid, block, args...)
 //                 kernel<<<grid, block, 0, current stream>>>(args...), checked
 //   gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-//                 cuBLAS's column-major GEMM, float or double, m, n, k > 0:
+//                 cuBLAS's column-major GEMM, m, n, k > 0:
 //                 C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, leading
-//                 dimensions (column strides) as cuBLAS checks them
+//                 dimensions (column strides) as cuBLAS checks them; A and B
+//                 float, double, float16 or bfloat16, C of their type or, for
+//                 the 16-bit ones, float; alpha, beta and the sums in
+//                 at::opmath_type (float for the 16-bit types)
 //   FASTRNN_DEVICE_REGISTRATIONS(register_ops)
 //                 TORCH_LIBRARY_IMPL(fastrnn, key, m) { register_ops(m); } for
 //                 the device's dispatch keys

@@ -28,24 +28,32 @@
 #include "../backend.h"
 #include "../temporaries.h"
 #include "api.h"
+#include "dtypes.h"
 #include "kernels.cuh"
 
 namespace fastrnn {
 
 class CUDABackend {
  public:
+  // float16 and bfloat16 as well as float and double (backend.h): stored in
+  // them, computed in float.
+  static constexpr bool kHalfTypes = cuda::kHalfTypes;
+
   explicit CUDABackend(const at::Tensor& input) : guard_(input.device()), device_(input.device()) {}
 
   // Row-major C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C, with row
   // strides lda, ldb, ldc; any sizes. cuBLAS is column-major, where the
   // row-major X is X^T with the same stride: so it computes
-  // C^T = op(B)^T op(A)^T, B first.
-  template <typename scalar_t>
+  // C^T = op(B)^T op(A)^T, B first. C is scalar_t, or acc_t (float) for
+  // float16 and bfloat16 inputs; alpha and beta are acc_t.
+  template <typename scalar_t, typename c_t>
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-            std::type_identity_t<scalar_t> alpha, const scalar_t* a, int64_t lda, const scalar_t* b,
-            int64_t ldb, std::type_identity_t<scalar_t> beta, scalar_t* c, int64_t ldc) {
+            std::type_identity_t<at::opmath_type<scalar_t>> alpha, const scalar_t* a, int64_t lda,
+            const scalar_t* b, int64_t ldb, std::type_identity_t<at::opmath_type<scalar_t>> beta,
+            c_t* c, int64_t ldc) {
+    static_assert(std::is_same_v<c_t, scalar_t> || std::is_same_v<c_t, at::opmath_type<scalar_t>>);
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) return cuda::launch_2d(m, n, cuda::Scale<scalar_t>{beta, c, ldc});
+    if (k <= 0) return cuda::launch_2d(m, n, cuda::Scale<c_t>{beta, c, ldc});
     device::gemm(trans_b, trans_a, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
   }
 
@@ -64,13 +72,15 @@ class CUDABackend {
 
   // C[0:rows, 0:slices*H] (+)= A[0:rows, 0:k] W, one GEMM for every slice,
   // then f(b, j) for b < f_rows, j < H: one kernel launch.
-  template <typename scalar_t, class F>
+  // c_t: scalar_t, or acc_t (float) for float16 and bfloat16.
+  template <typename scalar_t, typename c_t, class F>
   void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
-                      int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                      int64_t lda, const StepWeight& w, bool add_c, c_t* c, int64_t ldc,
                       int64_t f_rows, const F& f) {
     const int64_t n = slices * H;
-    gemm<scalar_t>(false, w.transposed, rows, n, k, 1, a, lda, static_cast<const scalar_t*>(w.data),
-                   w.transposed ? k : n, add_c ? 1 : 0, c, ldc);
+    gemm<scalar_t, c_t>(false, w.transposed, rows, n, k, 1, a, lda,
+                        static_cast<const scalar_t*>(w.data), w.transposed ? k : n, add_c ? 1 : 0,
+                        c, ldc);
     cuda::launch_2d(f_rows, H, f);
   }
 
@@ -95,9 +105,11 @@ class CUDABackend {
 
   // The elementwise primitives: one launch each (kernels.cuh).
 
-  template <typename T>
-  void copy_2d(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst) {
-    cuda::launch_2d(rows, cols, cuda::Copy2d<T>{src, ld_src, dst, ld_dst});
+  // dst in S or, from float, in float16 or bfloat16 (rounded to nearest).
+  template <typename S, typename D>
+  void copy_2d(int64_t rows, int64_t cols, const S* src, int64_t ld_src, D* dst, int64_t ld_dst) {
+    static_assert(std::is_same_v<S, D> || std::is_same_v<S, at::opmath_type<D>>);
+    cuda::launch_2d(rows, cols, cuda::Copy2d<S, D>{src, ld_src, dst, ld_dst});
   }
 
   // dst[c, r] = src[r, c] for r < rows, c < cols
@@ -136,5 +148,7 @@ class CUDABackend {
 
 static_assert(BackendFor<CUDABackend, float>);
 static_assert(BackendFor<CUDABackend, double>);
+static_assert(BackendFor<CUDABackend, c10::Half>);
+static_assert(BackendFor<CUDABackend, c10::BFloat16>);
 
 }  // namespace fastrnn

@@ -6,6 +6,7 @@
 // element is independent of every other, so the result does not depend on
 // the order in which blocks or threads run.
 
+#include <ATen/OpMathType.h>
 #include <c10/macros/Macros.h>
 
 #include <cstdint>
@@ -47,7 +48,9 @@ void launch_2d(int64_t rows, int64_t cols, const F& f) {
 }
 
 // The elementwise primitives (backend.h), each f(r, c) of one element of
-// its [rows, cols] range. Matrices are row-major with row stride ld.
+// its [rows, cols] range. Matrices are row-major with row stride ld. Any
+// arithmetic runs in acc_t (at::opmath_type: float for float16 and bfloat16,
+// whose types torch's build gives no device operators), converted explicitly.
 
 template <typename T>
 struct Fill {  // dst[r, c] = value
@@ -59,23 +62,24 @@ struct Fill {  // dst[r, c] = value
 
 template <typename T>
 struct Scale {  // dst[r, c] *= beta; beta = 0 writes zeros, over NaN too (as a GEMM with k = 0)
-  T beta;
+  using acc_t = at::opmath_type<T>;
+  acc_t beta;
   T* dst;
   int64_t ld;
   C10_HOST_DEVICE void operator()(int64_t r, int64_t c) const {
     T& x = dst[r * ld + c];
-    x = beta == T(0) ? T(0) : beta * x;
+    x = static_cast<T>(beta == acc_t(0) ? acc_t(0) : beta * static_cast<acc_t>(x));
   }
 };
 
-template <typename T>
-struct Copy2d {  // dst[r, c] = src[r, c]
-  const T* src;
+template <typename S, typename D = S>
+struct Copy2d {  // dst[r, c] = src[r, c], rounded to nearest where D is narrower than S
+  const S* src;
   int64_t ld_src;
-  T* dst;
+  D* dst;
   int64_t ld_dst;
   C10_HOST_DEVICE void operator()(int64_t r, int64_t c) const {
-    dst[r * ld_dst + c] = src[r * ld_src + c];
+    dst[r * ld_dst + c] = static_cast<D>(src[r * ld_src + c]);
   }
 };
 
@@ -92,11 +96,13 @@ struct Transpose {  // over dst's [cols, rows]: dst[r, c] = src[c, r], writes co
 
 template <typename T>
 struct Add {  // over [1, n]: dst[i] = a[i] + b[i], a or b nullptr read as zeros
+  using acc_t = at::opmath_type<T>;
   const T* a;
   const T* b;
   T* dst;
   C10_HOST_DEVICE void operator()(int64_t, int64_t i) const {
-    dst[i] = (a != nullptr ? a[i] : T(0)) + (b != nullptr ? b[i] : T(0));
+    dst[i] = static_cast<T>((a != nullptr ? static_cast<acc_t>(a[i]) : acc_t(0)) +
+                            (b != nullptr ? static_cast<acc_t>(b[i]) : acc_t(0)));
   }
 };
 
@@ -108,16 +114,23 @@ struct ColumnSums {  // over [1, cols]: sums[c] += sum over r of a[r, c], in dou
   double* sums;
   C10_HOST_DEVICE void operator()(int64_t, int64_t c) const {
     double sum = 0;
-    for (int64_t r = 0; r < rows; ++r) sum += static_cast<double>(a[r * cols + c]);
+    for (int64_t r = 0; r < rows; ++r) {
+      sum += static_cast<double>(static_cast<at::opmath_type<T>>(a[r * cols + c]));
+    }
     sums[c] += sum;
   }
 };
 
+// float16 and bfloat16 by way of float: rounded twice, which differs from
+// rounding once only for a double within float's rounding error of a halfway
+// point between two float16 values.
 template <typename T>
 struct Round {  // over [1, n]: dst[i] = T(src[i])
   const double* src;
   T* dst;
-  C10_HOST_DEVICE void operator()(int64_t, int64_t i) const { dst[i] = static_cast<T>(src[i]); }
+  C10_HOST_DEVICE void operator()(int64_t, int64_t i) const {
+    dst[i] = static_cast<T>(static_cast<at::opmath_type<T>>(src[i]));
+  }
 };
 
 }  // namespace fastrnn::cuda

@@ -57,7 +57,7 @@ void check_launch(dim3 grid, dim3 block) {
 
 void check_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
                 int64_t lda, const void* b, int64_t ldb, const void* c, int64_t ldc,
-                int64_t element_size) {
+                int64_t element_size, int64_t c_element_size) {
   TORCH_CHECK(m > 0 && n > 0 && k > 0, "emulated cuBLAS GEMM: expected m, n, k > 0, got ", m, ", ",
               n, ", ", k);
   // op(A) is m x k: A itself is k x m when transposed; likewise B (k x n).
@@ -67,7 +67,7 @@ void check_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
               "emulated cuBLAS GEMM: a leading dimension below its matrix's rows: lda ", lda,
               " (rows ", a_rows, "), ldb ", ldb, " (rows ", b_rows, "), ldc ", ldc, " (rows ", m,
               ")");
-  const Span c_span = span(c, m, n, ldc, element_size);
+  const Span c_span = span(c, m, n, ldc, c_element_size);
   TORCH_CHECK(!overlap(c_span, span(a, a_rows, a_cols, lda, element_size)) &&
                   !overlap(c_span, span(b, b_rows, b_cols, ldb, element_size)),
               "emulated cuBLAS GEMM: C overlaps A or B");

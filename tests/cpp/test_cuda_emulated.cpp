@@ -1,18 +1,20 @@
 // The CUDA backend's primitives (csrc/cuda/backend.h) on the emulated device,
 // each against ATen on the same values: the GEMM in every transpose and
 // leading-dimension case (cuBLAS's column-major arguments, which the backend
-// swaps), gemm_pointwise's single pass over (b, j), the elementwise kernels,
-// sizes past a grid dimension's limit, and the temporaries. Built and run by
-// tools/emulated.py in both block orders; the op-level contract runs through
-// the same backend in the whole test suite.
+// swaps), also on float16 and bfloat16 (summed in float32, C rounded once), gemm_pointwise's single
+// pass over (b, j), the elementwise kernels, sizes past a grid dimension's limit, and the
+// temporaries. Built and run by tools/emulated.py in both block orders; the op-level contract runs
+// through the same backend in the whole test suite.
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "cuda/backend.h"
 
@@ -60,38 +62,48 @@ std::string name(const char* what, bool ta, bool tb, int64_t m, int64_t n, int64
          std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k);
 }
 
-// Row-major C = alpha op(A) op(B) + beta C against at::matmul, with padded
-// leading dimensions; beta 0 over a NaN C must not read it.
-template <typename scalar_t>
+// Row-major C = alpha op(A) op(B) + beta C against the float64 product of
+// the same values, with padded leading dimensions; beta 0 over a NaN C must
+// not read it. Within the rounding of the sums in acc_t (at::opmath_type:
+// float for float16 and bfloat16) and, where C is narrower than acc_t, one
+// rounding of C: a GEMM that summed in 16 bits, or rounded C more than once,
+// misses it from k of a few dozen on. c_t: scalar_t, or float for float16
+// and bfloat16.
+template <typename scalar_t, typename c_t = scalar_t>
 void test_gemm() {
-  constexpr double eps = std::numeric_limits<scalar_t>::epsilon();
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr double eps_sums = std::numeric_limits<acc_t>::epsilon();
+  const double rounding_c =
+      std::is_same_v<c_t, acc_t> ? 0.0 : double(std::numeric_limits<c_t>::epsilon()) / 2;
   const auto type = c10::CppTypeToScalarType<scalar_t>::value;
-  const int64_t sizes[][3] = {{1, 1, 1},     {3, 5, 7}, {17, 1, 33}, {1, 40, 9},
-                              {64, 48, 130}, {0, 4, 3}, {4, 0, 3},   {4, 3, 0}};
+  const auto c_type = c10::CppTypeToScalarType<c_t>::value;
+  const std::string types = std::string(" ") + c10::toString(type) + " -> " + c10::toString(c_type);
+  const int64_t sizes[][3] = {{1, 1, 1},    {3, 5, 7}, {17, 1, 33}, {1, 40, 9}, {64, 48, 130},
+                              {8, 8, 1000}, {0, 4, 3}, {4, 0, 3},   {4, 3, 0}};
   for (const auto& s : sizes) {
     const int64_t m = s[0], n = s[1], k = s[2];
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
         for (double beta : {0.0, 1.0, -0.5}) {
-          CUDABackend be(at::empty({0}));
+          CUDABackend be(at::empty({0}, type));
           const at::Tensor a = padded(ta ? k : m, ta ? m : k, (ta ? m : k) + 3, type);
           const at::Tensor b = padded(tb ? n : k, tb ? k : n, (tb ? k : n) + 2, type);
-          at::Tensor c = padded(m, n, n + 5, type);
+          at::Tensor c = padded(m, n, n + 5, c_type);
           if (beta == 0) c.fill_(NAN);
-          const at::Tensor op_a = ta ? a.t() : a, op_b = tb ? b.t() : b;
+          const at::Tensor op_a = (ta ? a.t() : a).to(at::kDouble);
+          const at::Tensor op_b = (tb ? b.t() : b).to(at::kDouble);
           const double alpha = 1.5;
-          at::Tensor want = at::matmul(op_a.to(at::kDouble), op_b.to(at::kDouble)) * alpha;
-          at::Tensor bound = at::matmul(op_a.to(at::kDouble).abs(), op_b.to(at::kDouble).abs());
-          bound = bound * alpha;
+          at::Tensor want = at::matmul(op_a, op_b) * alpha;
+          at::Tensor bound = at::matmul(op_a.abs(), op_b.abs()) * alpha;
           if (beta != 0) {
             want += beta * c.to(at::kDouble);
             bound += std::abs(beta) * c.to(at::kDouble).abs();
           }
-          be.gemm<scalar_t>(ta, tb, m, n, k, alpha, a.const_data_ptr<scalar_t>(), a.stride(0),
-                            b.const_data_ptr<scalar_t>(), b.stride(0), beta,
-                            c.mutable_data_ptr<scalar_t>(), c.stride(0));
-          expect_close(name("gemm", ta, tb, m, n, k) + " beta " + std::to_string(beta), c, want,
-                       (k + 2) * eps, bound);
+          be.gemm<scalar_t, c_t>(ta, tb, m, n, k, alpha, a.const_data_ptr<scalar_t>(), a.stride(0),
+                                 b.const_data_ptr<scalar_t>(), b.stride(0), beta,
+                                 c.mutable_data_ptr<c_t>(), c.stride(0));
+          expect_close(name("gemm", ta, tb, m, n, k) + " beta " + std::to_string(beta) + types, c,
+                       want, 1, rounding_c * want.abs() + (k + 2) * eps_sums * bound);
         }
       }
     }
@@ -152,7 +164,7 @@ void test_gemm_pointwise() {
 template <typename scalar_t>
 void test_elementwise() {
   const auto type = c10::CppTypeToScalarType<scalar_t>::value;
-  const std::string t = type == at::kFloat ? " float" : " double";
+  const std::string t = std::string(" ") + c10::toString(type);
   CUDABackend be(at::empty({0}));
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {5, 300}, {300, 7}, {0, 5}}) {
     const std::string shape = " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
@@ -163,6 +175,13 @@ void test_elementwise() {
     expect_close("copy_2d" + shape + t, dst, src, 0);
     // only the view's elements are written: the padding keeps its NaN
     expect("copy_2d padding" + shape + t, rows == 0 || std::isnan(dst.data_ptr<scalar_t>()[cols]));
+    if constexpr (!std::is_same_v<at::opmath_type<scalar_t>, scalar_t>) {
+      // from float, rounded to nearest (as ATen's conversion rounds)
+      const at::Tensor wide = padded(rows, cols, cols + 1, at::kFloat);
+      be.copy_2d(rows, cols, wide.const_data_ptr<float>(), wide.stride(0),
+                 dst.mutable_data_ptr<scalar_t>(), dst.stride(0));
+      expect_close("copy_2d from float" + shape + t, dst, wide.to(type), 0);
+    }
 
     at::Tensor dst_t = padded(cols, rows, rows + 1, type);
     be.transpose(rows, cols, src.const_data_ptr<scalar_t>(), src.stride(0),
@@ -265,10 +284,16 @@ int main() {
   at::manual_seed(0);
   test_gemm<double>();
   test_gemm<float>();
+  test_gemm<c10::Half>();
+  test_gemm<c10::Half, float>();
+  test_gemm<c10::BFloat16>();
+  test_gemm<c10::BFloat16, float>();
   test_gemm_pointwise<double>();
   test_gemm_pointwise<float>();
   test_elementwise<double>();
   test_elementwise<float>();
+  test_elementwise<c10::Half>();
+  test_elementwise<c10::BFloat16>();
   test_grid_limits();
   test_launch_order();
   test_temporaries();
