@@ -18,7 +18,8 @@
 //
 // The dtypes a backend takes: float and double, and float16 and bfloat16
 // (c10::Half, c10::BFloat16) where it declares `static constexpr bool
-// kHalfTypes = true` (takes_half_types). Those are storage types only: every
+// kHalfTypes = true` (takes_half_types), on the machines it says
+// (takes_dtype). Those are storage types only: every
 // buffer holds them, the pointwise math runs in acc_t = at::opmath_type
 // (float), and GEMMs accumulate in float, with float alpha and beta. acc_t is
 // the type itself for float and double.
@@ -28,6 +29,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <vector>
 
 #include "temporaries.h"
 
@@ -39,8 +41,8 @@ struct PointwiseArchetype {
   void operator()(int64_t, int64_t) const {}
 };
 
-// Whether backend B takes float16 and bfloat16 (B::kHalfTypes), besides
-// float and double.
+// Whether backend B has kernels for float16 and bfloat16 (B::kHalfTypes),
+// besides float and double.
 template <class B>
 constexpr bool takes_half_types() {
   if constexpr (requires { B::kHalfTypes; }) {
@@ -54,6 +56,33 @@ constexpr bool takes_half_types() {
 // and bfloat16) gives besides: GEMM results that are not rounded to scalar_t,
 // kept in acc_t: the gates' projections, which the pointwise pass adds in
 // acc_t, and the weight gradients, summed over chunks of steps and rounded once.
+// Whether backend B's kernels take `type` on this machine: float and double
+// always; float16 and bfloat16 where B has kernels for them and, if B has
+// `static bool takes_half(at::ScalarType)`, that says so at run time (a CPU
+// backend takes them only where the processor has units for them).
+template <class B>
+bool takes_dtype(at::ScalarType type) {
+  if (type == at::kFloat || type == at::kDouble) return true;
+  if (type != at::kHalf && type != at::kBFloat16) return false;
+  if constexpr (!takes_half_types<B>()) {
+    return false;
+  } else if constexpr (requires { B::takes_half(type); }) {
+    return B::takes_half(type);
+  } else {
+    return true;
+  }
+}
+
+// The dtypes takes_dtype<B> accepts, in the order float32, float64, float16, bfloat16.
+template <class B>
+std::vector<at::ScalarType> taken_dtypes() {
+  std::vector<at::ScalarType> types;
+  for (at::ScalarType t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    if (takes_dtype<B>(t)) types.push_back(t);
+  }
+  return types;
+}
+
 template <class B, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
 concept NarrowStorageFor =
     requires(B& be, Scratch slot, bool flag, int64_t n, acc_t acc, const scalar_t* src,

@@ -7,6 +7,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "cells/gru.h"
 #include "cells/lstm.h"
 #include "cells/rnn.h"
@@ -69,19 +73,18 @@ inline Tensor checked_batch_sizes(const char* op, const optional<Tensor>& batch_
 // argument. Every tensor is one that dense() (or checked_batch_sizes) returned,
 // undefined where absent. hx_name: the argument holding the [B, P] state (hx,
 // or grad_h_n in backward).
-// half_types: whether the backend takes float16 and bfloat16 too (backend.h).
-inline Shape check_inputs(const char* op, int gates, bool half_types, const Tensor& input,
-                          const Tensor& hx, const char* hx_name, const Tensor& w_ih,
-                          const Tensor& w_hh, const Tensor& w_hr, const Tensor& b_ih,
-                          const Tensor& b_hh, const Tensor& batch_sizes) {
+// types: the dtypes the backend takes on this machine (backend.h's taken_dtypes).
+inline Shape check_inputs(const char* op, int gates, const std::vector<at::ScalarType>& types,
+                          const Tensor& input, const Tensor& hx, const char* hx_name,
+                          const Tensor& w_ih, const Tensor& w_hh, const Tensor& w_hr,
+                          const Tensor& b_ih, const Tensor& b_hh, const Tensor& batch_sizes) {
   const at::ScalarType type = input.scalar_type();
-  if (half_types) {
-    TORCH_CHECK(
-        type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16, op,
-        ": input: expected dtype float32 or float64 or float16 or bfloat16, got ", type);
-  } else {
-    TORCH_CHECK(type == at::kFloat || type == at::kDouble, op,
-                ": input: expected dtype float32 or float64, got ", type);
+  if (std::find(types.begin(), types.end(), type) == types.end()) {
+    std::string listed;  // "float32 or float64 ...", as torch names them
+    for (at::ScalarType t : types) {
+      listed += (listed.empty() ? "" : " or ") + std::string(c10::getDtypeNames(t).first);
+    }
+    TORCH_CHECK(false, op, ": input: expected dtype ", listed, ", got ", type);
   }
   Shape s;
   // w_hh [gates * H, P] defines the hidden size and the features of h and is
@@ -186,7 +189,11 @@ void dispatch(at::ScalarType type, const F& f) {
 
 template <class Backend>
 struct RNNOps {
-  static constexpr bool kHalfTypes = takes_half_types<Backend>();
+  // the dtypes this machine's kernels take (backend.h)
+  static const std::vector<at::ScalarType>& dtypes() {
+    static const std::vector<at::ScalarType> types = taken_dtypes<Backend>();
+    return types;
+  }
 
   // w_hr: Cell::kProjected only. Every tensor goes through dense() first:
   // the checks and the kernels see the same contiguous tensors.
@@ -202,7 +209,7 @@ struct RNNOps {
                  w_hh = dense(op, "w_hh", w_hh_arg), b_ih = dense(op, "b_ih", b_ih_arg),
                  b_hh = dense(op, "b_hh", b_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg);
     const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
-    const auto s = detail::check_inputs(op, Cell::kGates, kHalfTypes, input, hx, "hx", w_ih, w_hh,
+    const auto s = detail::check_inputs(op, Cell::kGates, dtypes(), input, hx, "hx", w_ih, w_hh,
                                         w_hr, b_ih, b_hh, batch_sizes);
     if (cx.defined()) {
       detail::check_shape(op, "cx", cx, {s.B, s.H});
@@ -234,7 +241,7 @@ struct RNNOps {
                  w_hh = dense(op, "w_hh", w_hh_arg), w_hr = dense(op, "w_hr", w_hr_arg),
                  workspace = dense(op, "workspace", workspace_arg);
     const Tensor batch_sizes = detail::checked_batch_sizes(op, batch_sizes_arg);
-    const auto s = detail::check_inputs(op, Cell::kGates, kHalfTypes, input, grad_h_n, "grad_h_n",
+    const auto s = detail::check_inputs(op, Cell::kGates, dtypes(), input, grad_h_n, "grad_h_n",
                                         w_ih, w_hh, w_hr, Tensor(), Tensor(), batch_sizes);
     detail::check_grads(op, grad_output, input, s, workspace, Cell::kSaved);
     if (grad_c_n.defined()) {

@@ -9,7 +9,7 @@
 // converts to float32 only where a kernel does not take the dtype itself:
 //   NATIVE_DTYPES    {"cpu": names, "cuda": names}: the dtypes (torch's names)
 //                    of the backend this build registers on that device type's
-//                    keys (backend.h's takes_half_types): the CPU backend's on
+//                    keys (backend.h's taken_dtypes): the CPU backend's on
 //                    the CPU, except in the emulated-device build
 //                    (FASTRNN_EMULATED), which registers the CUDA backend there;
 //                    the CUDA backend's on CUDA (used where this build has it)
@@ -17,7 +17,9 @@
 #include <Python.h>
 
 #include <initializer_list>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "backend.h"
 #include "cells/gru.h"
@@ -53,20 +55,38 @@ int add_counts(PyObject* module, const char* name, Counts counts) {
   return 0;
 }
 
+// A tuple of the dtypes' names (torch's: "float32", ...); nullptr with a
+// Python error set on failure.
+PyObject* dtype_names(const std::vector<at::ScalarType>& types) {
+  PyObject* names = PyTuple_New(static_cast<Py_ssize_t>(types.size()));
+  for (size_t i = 0; names != nullptr && i < types.size(); ++i) {
+    PyObject* name = PyUnicode_FromString(std::string(c10::getDtypeNames(types[i]).first).c_str());
+    if (name == nullptr) {
+      Py_CLEAR(names);
+      break;
+    }
+    PyTuple_SET_ITEM(names, static_cast<Py_ssize_t>(i), name);  // steals the reference
+  }
+  return names;
+}
+
+// The dtypes a backend with or without float16/bfloat16 kernels takes (the
+// CUDA backend's: every CUDA device takes what its kernels were built for).
+std::vector<at::ScalarType> float_types(bool half) {
+  if (!half) return {at::kFloat, at::kDouble};
+  return {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16};
+}
+
 // module.NATIVE_DTYPES = {device type: (dtype names)}; -1 with a Python
 // error set on failure.
 int add_native_dtypes(PyObject* module) {
 #if defined(FASTRNN_EMULATED)
-  constexpr bool cpu_half = fastrnn::cuda::kHalfTypes;
+  const std::vector<at::ScalarType> cpu = float_types(fastrnn::cuda::kHalfTypes);
 #else
-  constexpr bool cpu_half = fastrnn::takes_half_types<fastrnn::CPUBackend>();
+  const std::vector<at::ScalarType> cpu = fastrnn::taken_dtypes<fastrnn::CPUBackend>();
 #endif
-  const auto names = [](bool half) {
-    return half ? Py_BuildValue("(ssss)", "float32", "float64", "float16", "bfloat16")
-                : Py_BuildValue("(ss)", "float32", "float64");
-  };
-  PyObject* dict =
-      Py_BuildValue("{sNsN}", "cpu", names(cpu_half), "cuda", names(fastrnn::cuda::kHalfTypes));
+  PyObject* dict = Py_BuildValue("{sNsN}", "cpu", dtype_names(cpu), "cuda",
+                                 dtype_names(float_types(fastrnn::cuda::kHalfTypes)));
   if (dict == nullptr) return -1;
   if (PyModule_AddObject(module, "NATIVE_DTYPES", dict) < 0) {
     Py_DECREF(dict);

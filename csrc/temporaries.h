@@ -20,6 +20,7 @@ enum class Scratch {
   kUnprojected,          // [B, H]    forward, LSTM with projection, eval: one step's o * tanh(c)
   kProjectedGrad,        // [N, P]    backward, LSTM with projection: d loss / d h of every step
   kUnprojectedGrad,  // [B, H]    backward, with projection: one step's d loss / d (o * tanh(c))
+  kNarrowGemm,       // [m, n]   CPU: a GEMM's float sums, before they are rounded to 16 bits
   kCount
 };
 

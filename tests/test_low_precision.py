@@ -7,6 +7,8 @@ in the input's dtype and as accurate as torch.nn's own run in that dtype: the
 project's rule, against torch.nn in float64 on the same rounded weights and
 inputs. Mixed dtypes are refused as torch.nn refuses them."""
 
+import os
+
 import pytest
 import torch
 from test_cells import CELLS as CELL_KINDS
@@ -40,8 +42,15 @@ OP = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}
 T, B = 9, 4
 
 
-def _layer_pair(cell, kwargs, dtype):
-    return make_pair(cell, 5, 7, dtype=dtype, num_layers=2, bidirectional=True, **kwargs)
+# (input_size, hidden_size): odd reductions, which the CPU's GEMMs take through
+# MKL; and even ones over more than one 64-unit panel of the packed weights,
+# with a partial last panel, which run on the matrix units (AMX) where the
+# CPU has them (csrc/cpu/backend.h).
+SIZES = pytest.mark.parametrize("sizes", [(5, 7), (34, 80)], ids=["odd", "even"])
+
+
+def _layer_pair(cell, kwargs, dtype, sizes=(5, 7)):
+    return make_pair(cell, *sizes, dtype=dtype, num_layers=2, bidirectional=True, **kwargs)
 
 
 def _layer_run(module, x, hx, upstream, packed):
@@ -55,11 +64,12 @@ def _assert_within_twice_torch(ours, theirs, truth, dtype):
     assert not bad, f"fastrnn {dtype} less accurate than torch.nn:\n  " + "\n  ".join(bad)
 
 
+@SIZES
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 @DTYPES
 @LAYER_CASES
-def test_layers_within_twice_torch(cell, kwargs, dtype, packed):
-    ref, ours = _layer_pair(cell, kwargs, dtype)
+def test_layers_within_twice_torch(cell, kwargs, dtype, packed, sizes):
+    ref, ours = _layer_pair(cell, kwargs, dtype, sizes)
     x, hx, upstream = make_inputs(ref, T, B, dtype)
     truth = _layer_run(
         cast_module(ref, torch.float64), *cast_inputs(x, hx, upstream, torch.float64), packed
@@ -85,6 +95,36 @@ def test_cells_within_twice_torch(cell, dtype):
     _assert_within_twice_torch(
         step_and_grads(ours, x, hx, upstream), step_and_grads(ref, x, hx, upstream), truth, dtype
     )
+
+
+def _cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
+def test_cpu_kernels_take_the_types_of_the_cpus_units():
+    """The CPU kernels take bfloat16 where the processor multiplies it with
+    float sums (AVX512-BF16 or AMX-BF16) and float16 where it has AVX512-FP16,
+    with the AVX-512 loops chosen (FASTRNN_CPU_ISA=avx2 runs the float path);
+    elsewhere those dtypes run the float32 kernels. A build whose kernels are
+    registered on the CPU by the emulated device (the CUDA backend's) is not
+    asked."""
+    if "FASTRNN_EMULATED" in os.environ:
+        pytest.skip("the emulated-device build registers the CUDA backend on the CPU")
+    flags = _cpu_flags()
+    avx512 = os.environ.get("FASTRNN_CPU_ISA", "avx512") == "avx512" and {
+        "avx512f", "avx512vl", "avx512dq", "avx512bw"
+    } <= flags
+    expected = {torch.float32, torch.float64}
+    if avx512 and flags & {"avx512_bf16", "amx_bf16"}:
+        expected.add(torch.bfloat16)
+    if avx512 and "avx512_fp16" in flags:
+        expected.add(torch.float16)
+    assert set(native_dtypes("cpu")) == expected
 
 
 class _Record(TorchDispatchMode):

@@ -31,25 +31,40 @@ namespace fastrnn {
 struct CPUBackend {
   explicit CPUBackend(const at::Tensor& /*input*/) {}
 
+  // float16 and bfloat16 as well as float and double (../backend.h): stored
+  // in them, GEMMs in MKL's low-precision GEMM (float sums, on the CPU's
+  // bfloat16/float16 units) and the pointwise math in float. Their kernels run
+  // where the CPU has those units (takes_half); elsewhere Python runs the
+  // float kernels on them (fastrnn/ops.py).
+  static constexpr bool kHalfTypes = true;
+  static bool takes_half(at::ScalarType type) { return cpu::native_half(type); }
+
   // Row-major C[m, n] = alpha * op(A)[m, k] op(B)[k, n] + beta * C, with
   // leading dimensions (row strides) lda, ldb, ldc; any sizes (gemm_calls.h
-  // keeps each library call within its limits).
-  template <typename scalar_t>
-  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, scalar_t alpha,
-            const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta,
-            scalar_t* c, int64_t ldc) {
-    if constexpr (std::is_same_v<scalar_t, float>) {
-      if (brgemm_ok() && m < kBlasRows && !trans_a && alpha == 1.f &&
-          (beta == 0.f || beta == 1.f)) {
-        if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
-        // brgemm takes B as [k, n] rows: transpose it once (k * n copies
-        // against 2 * m * k * n flops)
-        const at::Tensor b_t =
-            cpu::contiguous(at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
-        return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
+  // keeps each library call within its limits). C is scalar_t, or float for
+  // float16 and bfloat16 operands; alpha and beta are acc_t.
+  template <typename scalar_t, typename c_t>
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+            std::type_identity_t<at::opmath_type<scalar_t>> alpha, const scalar_t* a, int64_t lda,
+            const scalar_t* b, int64_t ldb, std::type_identity_t<at::opmath_type<scalar_t>> beta,
+            c_t* c, int64_t ldc) {
+    static_assert(std::is_same_v<c_t, scalar_t> || std::is_same_v<c_t, at::opmath_type<scalar_t>>);
+    if constexpr (!std::is_same_v<scalar_t, at::opmath_type<scalar_t>>) {
+      return narrow_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else {
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        if (brgemm_ok() && m < kBlasRows && !trans_a && alpha == 1.f &&
+            (beta == 0.f || beta == 1.f)) {
+          if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
+          // brgemm takes B as [k, n] rows: transpose it once (k * n copies
+          // against 2 * m * k * n flops)
+          const at::Tensor b_t = cpu::contiguous(
+              at::from_blob(const_cast<float*>(b), {n, k}, {ldb, 1}, at::kFloat).t());
+          return tiled_brgemm(m, n, k, a, lda, b_t.const_data_ptr<float>(), n, beta == 1.f, c, ldc);
+        }
       }
+      cpu::blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
-    cpu::blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
   // An uninitialised tensor that outlives the op call (see pool.h).
@@ -97,6 +112,24 @@ struct CPUBackend {
   template <typename scalar_t>
   StepWeight step_weight(Scratch slot, const scalar_t* w, bool transposed, int64_t k, int64_t H,
                          int64_t slices, int64_t rows) {
+    if constexpr (!std::is_same_v<scalar_t, at::opmath_type<scalar_t>>) {
+      // float16/bfloat16: panels of kVnniBlock units, each in the pairs-of-rows
+      // layout of the matrix units (AMX), where brgemm takes them; else MKL
+      // takes W as it is
+      if (!packs_vnni<scalar_t>(k)) return {w, H, true, transposed};
+      scalar_t* plain = pack_panels(Scratch::kNarrowGemm, w, transposed, k, H, slices, kVnniBlock);
+      const int64_t panels = (H + kVnniBlock - 1) / kVnniBlock * slices;
+      scalar_t* vnni = cpu::scratch<scalar_t>(slot, panels * k * kVnniBlock);
+      at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p) {
+          at::native::cpublas::pack(k, kVnniBlock, kVnniBlock, kVnniBlock,
+                                    c10::CppTypeToScalarType<scalar_t>::value,
+                                    c10::CppTypeToScalarType<scalar_t>::value,
+                                    plain + p * k * kVnniBlock, vnni + p * k * kVnniBlock);
+        }
+      });
+      return {vnni, kVnniBlock, false, false};
+    }
     if (!packs<scalar_t>()) return {w, H, true, transposed};  // BLAS takes W as it is
     if constexpr (std::is_same_v<scalar_t, float>) {
       const int64_t work = 2 * rows * slices * H * k + 64 * rows * H;  // ~flops, pointwise included
@@ -113,7 +146,7 @@ struct CPUBackend {
       }
       return {pack_panels(slot, w, transposed, k, H, slices, block), block, false, false};
     }
-    return {};  // not reached: only float packs
+    return {};  // not reached: double never packs
   }
 
   // One time step, fused per block of hidden units [j0, j1): the GEMM
@@ -122,17 +155,21 @@ struct CPUBackend {
   // for b < f_rows, j in [j0, j1), by the same thread: the pointwise pass
   // reads only the columns its own GEMM tiles produced, while they are in its
   // cache, and each step costs one parallel region instead of two.
-  template <typename scalar_t, class F>
+  // c_t: scalar_t, or float for float16 and bfloat16 operands.
+  template <typename scalar_t, typename c_t, class F>
   void gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k, const scalar_t* a,
-                      int64_t lda, const StepWeight& w, bool add_c, scalar_t* c, int64_t ldc,
+                      int64_t lda, const StepWeight& w, bool add_c, c_t* c, int64_t ldc,
                       int64_t f_rows, const F& f) {
     const scalar_t* w_data = static_cast<const scalar_t*>(w.data);
-    if (!packs<scalar_t>()) {
+    if (!packs<scalar_t>() && w.plain) {
       if (rows > 0) {
-        gemm<scalar_t>(false, w.transposed, rows, slices * H, k, scalar_t(1), a, lda, w_data,
-                       w.transposed ? k : slices * H, scalar_t(add_c ? 1 : 0), c, ldc);
+        gemm<scalar_t, c_t>(false, w.transposed, rows, slices * H, k, 1, a, lda, w_data,
+                            w.transposed ? k : slices * H, add_c ? 1 : 0, c, ldc);
       }
       return pointwise(f_rows, H, f);
+    }
+    if constexpr (!std::is_same_v<scalar_t, at::opmath_type<scalar_t>>) {
+      return vnni_gemm_pointwise(rows, H, slices, k, a, lda, w, add_c, c, ldc, f_rows, f);
     }
     if constexpr (std::is_same_v<scalar_t, float>) {
       if (w.plain) {  // one block
@@ -157,10 +194,11 @@ struct CPUBackend {
     }
   }
 
-  // dst[r, c] = src[r, c] for r < rows, c < cols (row strides ld_src, ld_dst).
-  template <typename scalar_t>
-  void copy_2d(int64_t rows, int64_t cols, const scalar_t* src, int64_t ld_src, scalar_t* dst,
-               int64_t ld_dst) {
+  // dst[r, c] = src[r, c] for r < rows, c < cols (row strides ld_src, ld_dst);
+  // dst in S or, from float, in float16 or bfloat16 (rounded to nearest).
+  template <typename S, typename D>
+  void copy_2d(int64_t rows, int64_t cols, const S* src, int64_t ld_src, D* dst, int64_t ld_dst) {
+    static_assert(std::is_same_v<S, D> || std::is_same_v<S, at::opmath_type<D>>);
     if (rows == 1 || (ld_src == cols && ld_dst == cols)) {
       std::copy(src, src + rows * cols, dst);
       return;
@@ -205,8 +243,9 @@ struct CPUBackend {
 
   // sums[c] += sum over r < rows of a[r, c], a: [rows, cols] row-major; the
   // threads take blocks of columns. Groups of kGroup rows are summed in
-  // scalar_t, then added to the double sums: one conversion to double per
-  // group, not per element (see benchmarks/README.md).
+  // acc_t (float for float16 and bfloat16), then added to the double sums:
+  // one conversion to double per group, not per element (see
+  // benchmarks/README.md).
   template <typename scalar_t>
   void column_sums(const scalar_t* a, int64_t rows, int64_t cols, double* sums) {
     constexpr int64_t kColumns = 64;  // per block: whole cache lines of every row
@@ -218,7 +257,7 @@ struct CPUBackend {
       for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
         const int64_t width = std::min(kColumns, cols - j0);
         for (int64_t r0 = 0; r0 < rows; r0 += kGroup) {
-          scalar_t group[kColumns] = {};
+          at::opmath_type<scalar_t> group[kColumns] = {};
           for (int64_t r = r0; r < std::min(r0 + kGroup, rows); ++r) {
             const scalar_t* row = a + r * cols + j0;
             for (int64_t j = 0; j < width; ++j) group[j] += row[j];
@@ -229,10 +268,12 @@ struct CPUBackend {
     });
   }
 
-  // dst[i] = scalar_t(src[i]), rounded to nearest.
+  // dst[i] = scalar_t(src[i]), rounded to nearest (float16 and bfloat16 by
+  // way of float: c10 converts from float).
   template <typename scalar_t>
   void round(int64_t n, const double* src, scalar_t* dst) {
-    std::copy(src, src + n, dst);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = scalar_t(static_cast<at::opmath_type<scalar_t>>(src[i]));
   }
 
  private:
@@ -252,6 +293,88 @@ struct CPUBackend {
     });
   }
 
+  // gemm with float16 or bfloat16 operands: MKL sums into float; a C of
+  // scalar_t goes through a float copy in scratch, rounded once at the end.
+  template <typename scalar_t, typename c_t>
+  static void narrow_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
+                          float beta, c_t* c, int64_t ldc) {
+    if constexpr (std::is_same_v<c_t, float>) {
+      cpu::half_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else {
+      if (m <= 0 || n <= 0) return;
+      float* sums = cpu::scratch<float>(Scratch::kNarrowGemm, m * n);  // [m, n]
+      if (beta != 0.f) {
+        for (int64_t i = 0; i < m; ++i) std::copy(c + i * ldc, c + i * ldc + n, sums + i * n);
+      }
+      cpu::half_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, sums, n);
+      for (int64_t i = 0; i < m; ++i) std::copy(sums + i * n, sums + (i + 1) * n, c + i * ldc);
+    }
+  }
+
+  // Hidden units per panel of a float16/bfloat16 step weight: brgemm reads a
+  // packed B of at most 64 columns.
+  static constexpr int64_t kVnniBlock = 64;
+
+  // Whether float16/bfloat16 step weights are packed for brgemm: where the
+  // CPU's matrix units take the type (oneDNN packs for AMX), and the
+  // reduction is even (the layout holds pairs of rows of W; oneDNN's kernel
+  // fails on an odd one).
+  template <typename scalar_t>
+  static bool packs_vnni(int64_t k) {
+    static const bool ok =
+        cpu::native_half(c10::CppTypeToScalarType<scalar_t>::value) &&
+        at::native::cpublas::could_pack(c10::CppTypeToScalarType<scalar_t>::value);
+    return ok && k % 2 == 0 && k * kVnniBlock <= cpu::kBrgemmMaxElements / 2;
+  }
+
+  // gemm_pointwise with a packed float16/bfloat16 weight: per panel of
+  // kVnniBlock units, brgemm on the matrix units into float, then the
+  // pointwise pass of those units, by the same thread. A C of scalar_t goes
+  // through the thread's float copy of its panel, rounded once.
+  template <typename scalar_t, typename c_t, class F>
+  static void vnni_gemm_pointwise(int64_t rows, int64_t H, int64_t slices, int64_t k,
+                                  const scalar_t* a, int64_t lda, const StepWeight& w, bool add_c,
+                                  c_t* c, int64_t ldc, int64_t f_rows, const F& f) {
+    const scalar_t* panels = static_cast<const scalar_t*>(w.data);  // [blocks, slices, k, block]
+    const int64_t blocks = (H + w.block - 1) / w.block;
+    const int64_t work = 2 * rows * slices * w.block * k + 64 * f_rows * w.block;  // per block
+    const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(work, 1));
+    // rows per brgemm call: A and C stay below brgemm's largest operand
+    const int64_t piece =
+        std::max<int64_t>(1, cpu::kBrgemmMaxElements / std::max({lda, ldc, w.block}));
+    at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t j0 = blk * w.block, width = std::min(w.block, H - j0);
+        for (int64_t sl = 0; sl < slices && rows > 0; ++sl) {
+          const scalar_t* panel = panels + (blk * slices + sl) * k * w.block;
+          for (int64_t r0 = 0; r0 < rows; r0 += piece) {
+            const int64_t m = std::min(piece, rows - r0);
+            const scalar_t* a_rows = a + r0 * lda;
+            c_t* c_rows = c + r0 * ldc + sl * H + j0;
+            if constexpr (std::is_same_v<c_t, float>) {
+              at::native::cpublas::brgemm(m, width, k, m == 1 ? k : lda, w.block,
+                                          m == 1 ? width : ldc, add_c, a_rows, panel, c_rows,
+                                          /*is_vnni=*/true);
+            } else {
+              float* sums = cpu::scratch<float>(Scratch::kNarrowGemm, m * width);  // [m, width]
+              for (int64_t i = 0; add_c && i < m; ++i) {
+                std::copy(c_rows + i * ldc, c_rows + i * ldc + width, sums + i * width);
+              }
+              at::native::cpublas::brgemm(m, width, k, m == 1 ? k : lda, w.block, width, add_c,
+                                          a_rows, panel, sums, /*is_vnni=*/true);
+              for (int64_t i = 0; i < m; ++i) {
+                std::copy(sums + i * width, sums + (i + 1) * width, c_rows + i * ldc);
+              }
+            }
+          }
+        }
+        pointwise_block(f, 0, f_rows, j0, j0 + width);
+      }
+      at::native::cpublas::brgemm_release();  // the matrix units' state, for the next user
+    });
+  }
+
   static constexpr int64_t kMinWorkPerThread = 1 << 19;  // flops worth waking a thread for
   // From this many rows a float GEMM goes to BLAS: it packs its operands,
   // and at such sizes beats our brgemm tiles, whose B rows lie 4 KB apart
@@ -268,18 +391,19 @@ struct CPUBackend {
   // (b, s) holds columns s * H + [b * block, (b + 1) * block) of W, zero
   // beyond H. src: W row-major, or (transposed) W^T row-major, as the
   // forward's W_hh^T: then its panels are transposed out of W_hh's rows.
-  static float* pack_panels(Scratch slot, const float* src, bool transposed, int64_t k, int64_t H,
-                            int64_t slices, int64_t block) {
+  template <typename T>
+  static T* pack_panels(Scratch slot, const T* src, bool transposed, int64_t k, int64_t H,
+                        int64_t slices, int64_t block) {
     const int64_t n = slices * H, blocks = (H + block - 1) / block;
-    float* dst = cpu::scratch<float>(slot, blocks * slices * k * block);
+    T* dst = cpu::scratch<T>(slot, blocks * slices * k * block);
     if (blocks * block != H) {
-      std::fill(dst + (blocks - 1) * slices * k * block, dst + blocks * slices * k * block, 0.f);
+      std::fill(dst + (blocks - 1) * slices * k * block, dst + blocks * slices * k * block, T(0));
     }
     at::parallel_for(0, blocks * slices, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t col = (p % slices) * H + (p / slices) * block;  // first column of W
         const int64_t width = std::min(block, H - (p / slices) * block);
-        float* panel = dst + p * k * block;
+        T* panel = dst + p * k * block;
         if (transposed) {  // W[kk, col + j] = src[(col + j) * k + kk]
           cpu::transpose(src + col * k, k, panel, block, width, k);
         } else {
@@ -352,5 +476,6 @@ struct CPUBackend {
 };
 
 static_assert(BackendFor<CPUBackend, float> && BackendFor<CPUBackend, double>);
+static_assert(BackendFor<CPUBackend, c10::BFloat16> && BackendFor<CPUBackend, c10::Half>);
 
 }  // namespace fastrnn

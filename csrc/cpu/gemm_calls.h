@@ -13,7 +13,9 @@
 //     stayed about MKL's (figures: benchmarks/README.md, "Measurements behind
 //     the code's choices");
 //   - BLAS takes 32-bit integers: m, n and k are split into pieces that fit,
-//     and a leading dimension that does not fit is refused.
+//     and a leading dimension that does not fit is refused. The same holds for
+//     MKL's float16 and bfloat16 GEMMs with float results (half_gemm), which
+//     run on the CPU's bfloat16/float16 units where it has them.
 // Both handle the empty cases themselves (k = 0: C = beta C; m or n = 0:
 // nothing), where the libraries fail (brgemm) or check leading dimensions
 // against sizes of 0 (BLAS).
@@ -25,6 +27,10 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 extern "C" {
 // Fortran BLAS, exported by libtorch_cpu. Column-major.
@@ -34,6 +40,16 @@ void sgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
             const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
             const double* beta, double* c, const int* ldc);
+// MKL's GEMMs of bfloat16 and float16 operands with float results, summed in
+// float (CBLAS, 32-bit integers). libtorch_cpu exports them when torch is built
+// with MKL, as the x86-64 wheels are; weak, so that the extension still loads
+// where it is not (half_gemm_available() then says false).
+void cblas_gemm_bf16bf16f32(int layout, int transa, int transb, int m, int n, int k, float alpha,
+                            const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                            float* c, int ldc) __attribute__((weak));
+void cblas_gemm_f16f16f32(int layout, int transa, int transb, int m, int n, int k, float alpha,
+                          const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                          float* c, int ldc) __attribute__((weak));
 }
 
 namespace fastrnn::cpu {
@@ -86,6 +102,57 @@ inline void brgemm(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, in
         at::native::cpublas::brgemm(mm, nn, kk, mm == 1 ? kk : lda, kk == 1 ? nn : ldb,
                                     mm == 1 ? nn : ldc, add_c || k0 > 0, a + i0 * lda + k0,
                                     b + k0 * ldb + j0, c + i0 * ldc + j0, /*is_vnni=*/false);
+      }
+    }
+  }
+}
+
+// Whether MKL's GEMM for scalar_t (c10::BFloat16 or c10::Half) is there.
+template <typename scalar_t>
+bool half_gemm_available() {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+    return cblas_gemm_bf16bf16f32 != nullptr;
+  } else {
+    return cblas_gemm_f16f16f32 != nullptr;
+  }
+}
+
+// Row-major C[m, n] = alpha * op(A)[m, k] op(B)[k, n] + beta * C with A and B
+// in bfloat16 or float16, C in float: MKL's CBLAS, in pieces whose sizes fit
+// its 32-bit integers (beta 0 writes C without reading it).
+template <typename scalar_t>
+void half_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, float beta, float* c,
+               int64_t ldc) {
+  static_assert(std::is_same_v<scalar_t, c10::BFloat16> || std::is_same_v<scalar_t, c10::Half>);
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) return scale_rows(m, n, beta, c, ldc);
+  TORCH_CHECK(half_gemm_available<scalar_t>(),
+              "fastrnn: this torch has no MKL GEMM for float16/bfloat16");
+  TORCH_CHECK(std::max({lda, ldb, ldc}) <= INT_MAX, "fastrnn: a GEMM operand's row stride (",
+              std::max({lda, ldb, ldc}), " elements) exceeds MKL's 32-bit arguments");
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;  // CBLAS's enums
+  constexpr int64_t kMax = INT_MAX;
+  const auto a_at = [&](int64_t i, int64_t l) {
+    return reinterpret_cast<const uint16_t*>(trans_a ? a + l * lda + i : a + i * lda + l);
+  };
+  const auto b_at = [&](int64_t l, int64_t j) {
+    return reinterpret_cast<const uint16_t*>(trans_b ? b + j * ldb + l : b + l * ldb + j);
+  };
+  const auto call =
+      std::is_same_v<scalar_t, c10::BFloat16> ? cblas_gemm_bf16bf16f32 : cblas_gemm_f16f16f32;
+  for (int64_t i0 = 0; i0 < m; i0 += kMax) {
+    for (int64_t j0 = 0; j0 < n; j0 += kMax) {
+      for (int64_t l0 = 0; l0 < k; l0 += kMax) {
+        const int m_ = static_cast<int>(std::min(kMax, m - i0));
+        const int n_ = static_cast<int>(std::min(kMax, n - j0));
+        const int k_ = static_cast<int>(std::min(kMax, k - l0));
+        // a stride is only read across rows: one row may be given any (>= its length)
+        const int lda_ = static_cast<int>(std::max<int64_t>(lda, trans_a ? m_ : k_));
+        const int ldb_ = static_cast<int>(std::max<int64_t>(ldb, trans_b ? k_ : n_));
+        const int ldc_ = static_cast<int>(std::max<int64_t>(ldc, n_));
+        call(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, m_, n_, k_, alpha,
+             a_at(i0, l0), lda_, b_at(l0, j0), ldb_, l0 == 0 ? beta : 1.f, c + i0 * ldc + j0, ldc_);
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "isa.h"
 
+#include "gemm_calls.h"
+
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -41,6 +43,20 @@ Isa choose() {
 Isa isa() {
   static const Isa chosen = choose();
   return chosen;
+}
+
+bool native_half(at::ScalarType type) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  static const bool bf16 = isa() == Isa::kAvx512 && (__builtin_cpu_supports("avx512bf16") ||
+                                                     __builtin_cpu_supports("amx-bf16"));
+  // (every CPU with AMX-FP16 has AVX512-FP16)
+  static const bool fp16 = isa() == Isa::kAvx512 && __builtin_cpu_supports("avx512fp16");
+  if (type == at::kBFloat16) return bf16 && half_gemm_available<c10::BFloat16>();
+  if (type == at::kHalf) return fp16 && half_gemm_available<c10::Half>();
+#endif
+  (void)type;
+  return false;
 }
 
 const char* isa_name(Isa isa) {
