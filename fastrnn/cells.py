@@ -9,7 +9,7 @@ They subclass torch.nn.RNNCellBase, as torch.nn's own cells do.
 import torch
 from torch import nn
 
-from . import ops, scripting
+from . import autocast, ops, scripting
 from .torch_errors import RaisesLikeTorch
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell"]
@@ -23,19 +23,15 @@ class _FastCellBase(RaisesLikeTorch, nn.RNNCellBase):
         return scripting.scriptable(self)
 
     def _step(self, input, h, c=None, relu=False):
-        """input [B, I], h [B, H] (and c [B, H] for lstm); returns h, c."""
-        _, h, c = ops.layer(
-            self._cell,
-            input.unsqueeze(0),
-            h,
-            c,
-            self.weight_ih,
-            self.weight_hh,
-            self.bias_ih,
-            self.bias_hh,
-            relu=relu,
-        )
-        return h, c
+        """input [B, I], h [B, H] (and c [B, H] for lstm); returns h, c. Under
+        autocast, in the dtypes torch.nn's cell would run in and return
+        (autocast.py)."""
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        dtypes = autocast.run_dtypes(f"{self._cell}_cell", input, h if c is None else c)
+        if dtypes is not None:
+            input, h, c, *weights = (autocast.cast(t, dtypes[0]) for t in (input, h, c, *weights))
+        _, h, c = ops.layer(self._cell, input.unsqueeze(0), h, c, *weights, relu=relu)
+        return h, (c if dtypes is None else autocast.cast(c, dtypes[1]))
 
     def _batched(self, input, states, count):
         """Whether input is batched, then input and the first `count` states

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from . import ops, scripting
+from . import autocast, ops, scripting
 from .torch_errors import RaisesLikeTorch
 
 __all__ = ["RNN", "LSTM", "GRU"]
@@ -43,7 +43,26 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
     def _run(self, input, hx, cx, batch_sizes):
         """input: [T, B, I] (batch_first already undone), or packed [N, I] with
         batch_sizes; hx: [L * D, B, P], cx: [L * D, B, H] (P = proj_size, or H).
-        Each layer runs one fused op per direction; the reverse direction reads
+        Returns output, h_n and c_n (None but for an LSTM). Under autocast,
+        in the dtypes torch.nn's would run in and return (autocast.py)."""
+        cell = _CELLS[self.mode]
+        dtypes = autocast.run_dtypes(
+            cell,
+            input,
+            hx if cx is None else cx,
+            packed=batch_sizes is not None,
+            proj=self.proj_size > 0,
+        )
+        if dtypes is None:
+            return self._run_layers(input, hx, cx, batch_sizes)
+        run, c_n_dtype = dtypes
+        input, hx, cx = (autocast.cast(t, run) for t in (input, hx, cx))
+        output, h_n, c_n = self._run_layers(input, hx, cx, batch_sizes, weights_dtype=run)
+        return output, h_n, autocast.cast(c_n, c_n_dtype)
+
+    def _run_layers(self, input, hx, cx, batch_sizes, weights_dtype=None):
+        """_run's layers, the weights cast to weights_dtype where given. Each
+        layer runs one fused op per direction; the reverse direction reads
         each sequence from its own end. The ops check the states' and weights'
         dtypes and devices against the input's."""
         cell = _CELLS[self.mode]
@@ -57,12 +76,15 @@ class _FastRNNBase(RaisesLikeTorch, nn.RNNBase):
             outputs = []
             for direction in range(directions):
                 i = layer * directions + direction
+                weights = self._layer_weights(i)
+                if weights_dtype is not None:
+                    weights = {k: autocast.cast(w, weights_dtype) for k, w in weights.items()}
                 out, h, c = ops.layer(
                     cell,
                     output,
                     hx[i],
                     None if cx is None else cx[i],
-                    **self._layer_weights(i),
+                    **weights,
                     batch_sizes=batch_sizes,
                     reverse=direction == 1,
                     relu=relu,

@@ -139,3 +139,24 @@ def test_compiled_bidirectional_sgd_steps_match_torch(cell):
         torch.testing.assert_close(
             a, b, atol=1e-10, rtol=1e-10, msg=lambda m, name=name: f"{name}: {m}"
         )
+
+
+@pytest.mark.parametrize("cell", ["lstm_proj", "gru", "rnn"])
+def test_compiled_under_autocast_matches_eager(cell):
+    """Under CPU autocast a compiled module runs in eager's dtypes (autocast.py:
+    bfloat16, float32, and a projected LSTM's mix) with eager's results and
+    gradients, the parameters' in float32."""
+    eager = MODULES[cell](EMBED, HIDDEN, num_layers=2)
+    compiled = copy.deepcopy(eager)
+    step = torch.compile(compiled, fullgraph=True, backend="aot_eager")
+    x = torch.randn(7, 4, EMBED)
+    results = {}
+    for name, module, run in (("eager", eager, eager), ("compiled", compiled, step)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = torch.utils._pytree.tree_leaves(run(x))
+        sum(t.double().sum() for t in outputs).backward()
+        results[name] = outputs + [p.grad for p in module.parameters()]
+    assert [t.dtype for t in results["compiled"]] == [t.dtype for t in results["eager"]]
+    assert {p.grad.dtype for p in compiled.parameters()} == {torch.float32}
+    for a, b in zip(results["compiled"], results["eager"]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
