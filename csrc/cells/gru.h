@@ -15,6 +15,7 @@
 
 #include "../pointwise.h"
 #include "activations.h"
+#include "storage.h"
 
 namespace fastrnn::cells {
 
@@ -80,21 +81,22 @@ struct GRUCell {
     const int64_t H = s.H;
     const int64_t e = b * H + j;
     const int64_t g = b * 3 * H + j;  // gate r of this element; z, n follow at +H
-    const acc_t h_n = acc_t(s.h_proj[g + 2 * H]) + acc_t(s.b_hn[j]);
+    const acc_t h_n = cells::widen(s.h_proj[g + 2 * H]) + cells::widen(s.b_hn[j]);
     const auto a = cells::gru_forward<acc_t>(
-        acc_t(s.x_proj[g]) + acc_t(s.bias[j]), acc_t(s.x_proj[g + H]) + acc_t(s.bias[j + H]),
-        acc_t(s.x_proj[g + 2 * H]) + acc_t(s.bias[j + 2 * H]), acc_t(s.h_proj[g]),
-        acc_t(s.h_proj[g + H]), h_n, acc_t(s.h_prev[e]));
+        cells::widen(s.x_proj[g]) + cells::widen(s.bias[j]),
+        cells::widen(s.x_proj[g + H]) + cells::widen(s.bias[j + H]),
+        cells::widen(s.x_proj[g + 2 * H]) + cells::widen(s.bias[j + 2 * H]),
+        cells::widen(s.h_proj[g]), cells::widen(s.h_proj[g + H]), h_n, cells::widen(s.h_prev[e]));
     if constexpr (kTraining) {
       const int64_t p = s.plane;
-      s.ws[e] = scalar_t(a.r);
-      s.ws[p + e] = scalar_t(a.z);
-      s.ws[2 * p + e] = scalar_t(a.n);
-      s.ws[3 * p + e] = scalar_t(h_n);
-      s.ws[4 * p + e] = s.h_prev[e];
+      cells::store(s.ws[e], a.r);
+      cells::store(s.ws[p + e], a.z);
+      cells::store(s.ws[2 * p + e], a.n);
+      cells::store(s.ws[3 * p + e], h_n);
+      cells::store(s.ws[4 * p + e], cells::widen(s.h_prev[e]));
     }
-    s.h[e] = scalar_t(a.h);
-    s.out[e] = scalar_t(a.h);
+    cells::store(s.h[e], a.h);
+    cells::store(s.out[e], a.h);
   }
 
   template <bool kRelu, typename scalar_t>
@@ -105,16 +107,17 @@ struct GRUCell {
     const int64_t p = s.plane;
     const int64_t e = b * H + j;
     const int64_t g = b * 3 * H + j;
-    const auto d = cells::gru_backward<acc_t>(acc_t(s.dh[e]) + acc_t(s.grad_out[e]), acc_t(s.ws[e]),
-                                              acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
-                                              acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]));
-    s.dgates_x[g] = scalar_t(d.pre_r);
-    s.dgates_x[g + H] = scalar_t(d.pre_z);
-    s.dgates_x[g + 2 * H] = scalar_t(d.x_n);
-    s.dgates_h[g] = scalar_t(d.pre_r);
-    s.dgates_h[g + H] = scalar_t(d.pre_z);
-    s.dgates_h[g + 2 * H] = scalar_t(d.h_n);
-    s.dh[e] = scalar_t(d.h_prev);
+    const auto d = cells::gru_backward<acc_t>(
+        cells::widen(s.dh[e]) + cells::widen(s.grad_out[e]), cells::widen(s.ws[e]),
+        cells::widen(s.ws[p + e]), cells::widen(s.ws[2 * p + e]), cells::widen(s.ws[3 * p + e]),
+        cells::widen(s.ws[4 * p + e]));
+    cells::store(s.dgates_x[g], d.pre_r);
+    cells::store(s.dgates_x[g + H], d.pre_z);
+    cells::store(s.dgates_x[g + 2 * H], d.x_n);
+    cells::store(s.dgates_h[g], d.pre_r);
+    cells::store(s.dgates_h[g + H], d.pre_z);
+    cells::store(s.dgates_h[g + 2 * H], d.h_n);
+    cells::store(s.dh[e], d.h_prev);
   }
 };
 

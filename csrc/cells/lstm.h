@@ -9,6 +9,7 @@
 
 #include "../pointwise.h"
 #include "activations.h"
+#include "storage.h"
 
 namespace fastrnn::cells {
 
@@ -83,22 +84,23 @@ struct LSTMCellImpl {
     const int64_t e = b * H + j;
     const int64_t g = b * 4 * H + j;  // gate i of this element; f, g, o follow at +H
     const auto pre = [&](int64_t k) {  // gate k's pre-activation
-      return acc_t(s.x_proj[g + k * H]) + acc_t(s.h_proj[g + k * H]) + acc_t(s.bias[j + k * H]);
+      return cells::widen(s.x_proj[g + k * H]) + cells::widen(s.h_proj[g + k * H]) +
+             cells::widen(s.bias[j + k * H]);
     };
-    const auto a = cells::lstm_forward<acc_t>(pre(0), pre(1), pre(2), pre(3), acc_t(s.c[e]));
+    const auto a = cells::lstm_forward<acc_t>(pre(0), pre(1), pre(2), pre(3), cells::widen(s.c[e]));
     if constexpr (kTraining) {
       const int64_t p = s.plane;
-      s.ws[e] = scalar_t(a.i);
-      s.ws[p + e] = scalar_t(a.f);
-      s.ws[2 * p + e] = scalar_t(a.g);
-      s.ws[3 * p + e] = scalar_t(a.o);
-      s.ws[4 * p + e] = scalar_t(a.c);
-      s.ws[5 * p + e] = s.c[e];
-      if constexpr (!kProject) s.ws[6 * p + e] = s.h_prev[e];
+      cells::store(s.ws[e], a.i);
+      cells::store(s.ws[p + e], a.f);
+      cells::store(s.ws[2 * p + e], a.g);
+      cells::store(s.ws[3 * p + e], a.o);
+      cells::store(s.ws[4 * p + e], a.c);
+      cells::store(s.ws[5 * p + e], cells::widen(s.c[e]));
+      if constexpr (!kProject) cells::store(s.ws[6 * p + e], cells::widen(s.h_prev[e]));
     }
-    s.c[e] = scalar_t(a.c);
-    if constexpr (!kProject) s.h[e] = scalar_t(a.h);
-    s.out[e] = scalar_t(a.h);
+    cells::store(s.c[e], a.c);
+    if constexpr (!kProject) cells::store(s.h[e], a.h);
+    cells::store(s.out[e], a.h);
   }
 
   // kProject: dh is the whole gradient into o * tanh(c) (the driver projected
@@ -111,15 +113,17 @@ struct LSTMCellImpl {
     const int64_t p = s.plane;
     const int64_t e = b * H + j;
     const int64_t g = b * 4 * H + j;
-    const acc_t dh = kProject ? acc_t(s.dh[e]) : acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
+    const acc_t dh =
+        kProject ? cells::widen(s.dh[e]) : cells::widen(s.dh[e]) + cells::widen(s.grad_out[e]);
     const auto d = cells::lstm_backward<acc_t>(
-        dh, acc_t(s.dc[e]), acc_t(s.ws[e]), acc_t(s.ws[p + e]), acc_t(s.ws[2 * p + e]),
-        acc_t(s.ws[3 * p + e]), acc_t(s.ws[4 * p + e]), acc_t(s.ws[5 * p + e]));
-    s.dgates_x[g] = scalar_t(d.pre_i);
-    s.dgates_x[g + H] = scalar_t(d.pre_f);
-    s.dgates_x[g + 2 * H] = scalar_t(d.pre_g);
-    s.dgates_x[g + 3 * H] = scalar_t(d.pre_o);
-    s.dc[e] = scalar_t(d.c_prev);
+        dh, cells::widen(s.dc[e]), cells::widen(s.ws[e]), cells::widen(s.ws[p + e]),
+        cells::widen(s.ws[2 * p + e]), cells::widen(s.ws[3 * p + e]), cells::widen(s.ws[4 * p + e]),
+        cells::widen(s.ws[5 * p + e]));
+    cells::store(s.dgates_x[g], d.pre_i);
+    cells::store(s.dgates_x[g + H], d.pre_f);
+    cells::store(s.dgates_x[g + 2 * H], d.pre_g);
+    cells::store(s.dgates_x[g + 3 * H], d.pre_o);
+    cells::store(s.dc[e], d.c_prev);
   }
 };
 using LSTMCell = LSTMCellImpl<false>;

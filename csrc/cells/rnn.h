@@ -7,6 +7,7 @@
 
 #include "../pointwise.h"
 #include "activations.h"
+#include "storage.h"
 
 namespace fastrnn::cells {
 
@@ -37,14 +38,15 @@ struct RNNCell {
                                                      int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
-    const acc_t pre = acc_t(s.x_proj[e]) + acc_t(s.h_proj[e]) + acc_t(s.bias[j]);
-    const scalar_t h = scalar_t(cells::rnn_forward<acc_t>(pre, kRelu));
+    const acc_t pre =
+        cells::widen(s.x_proj[e]) + cells::widen(s.h_proj[e]) + cells::widen(s.bias[j]);
+    const acc_t h = cells::rnn_forward<acc_t>(pre, kRelu);
     if constexpr (kTraining) {
-      s.ws[e] = h;
-      s.ws[s.plane + e] = s.h_prev[e];
+      cells::store(s.ws[e], h);
+      cells::store(s.ws[s.plane + e], cells::widen(s.h_prev[e]));
     }
-    s.h[e] = h;
-    s.out[e] = h;
+    cells::store(s.h[e], h);
+    cells::store(s.out[e], h);
   }
 
   template <bool kRelu, typename scalar_t>
@@ -52,8 +54,8 @@ struct RNNCell {
                                                       int64_t j) {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t e = b * s.H + j;
-    const acc_t dh = acc_t(s.dh[e]) + acc_t(s.grad_out[e]);
-    s.dgates_x[e] = scalar_t(cells::rnn_backward<acc_t>(dh, acc_t(s.ws[e]), kRelu));
+    const acc_t dh = cells::widen(s.dh[e]) + cells::widen(s.grad_out[e]);
+    cells::store(s.dgates_x[e], cells::rnn_backward<acc_t>(dh, cells::widen(s.ws[e]), kRelu));
   }
 };
 
