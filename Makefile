@@ -89,6 +89,11 @@ test-isa: build
 	    FASTRNN_CPU_ISA=$$isa $(PY) -m pytest tests/test_against_torch.py tests/test_ops.py -q -p no:cacheprovider || exit 1; \
 	  else echo "FASTRNN_CPU_ISA=$$isa: not supported by this CPU, skipped"; fi; \
 	done
+	for half in native float32; do \
+	  echo "FASTRNN_CPU_HALF=$$half"; \
+	  FASTRNN_CPU_HALF=$$half $(PY) -m pytest tests/test_low_precision.py tests/test_autocast.py \
+	    -q -p no:cacheprovider || exit 1; \
+	done
 
 # The C++ library for libtorch users, and its test of the cell math (ctest).
 test-cpp: $(DEPS)

@@ -83,7 +83,14 @@ int add_native_dtypes(PyObject* module) {
 #if defined(FASTRNN_EMULATED)
   const std::vector<at::ScalarType> cpu = float_types(fastrnn::cuda::kHalfTypes);
 #else
-  const std::vector<at::ScalarType> cpu = fastrnn::taken_dtypes<fastrnn::CPUBackend>();
+  // reads FASTRNN_CPU_ISA and FASTRNN_CPU_HALF, whose bad values raise here
+  std::vector<at::ScalarType> cpu;
+  try {
+    cpu = fastrnn::taken_dtypes<fastrnn::CPUBackend>();
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    return -1;
+  }
 #endif
   PyObject* dict = Py_BuildValue("{sNsN}", "cpu", dtype_names(cpu), "cuda",
                                  dtype_names(float_types(fastrnn::cuda::kHalfTypes)));

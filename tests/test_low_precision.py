@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 from test_cells import CELLS as CELL_KINDS
+from test_cuda_emulated import emulation
 from test_cells import cell_pair, step_and_grads
 from test_cells import inputs as cell_inputs
 from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
@@ -108,21 +109,23 @@ def _cpu_flags():
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="reads /proc/cpuinfo")
 def test_cpu_kernels_take_the_types_of_the_cpus_units():
     """The CPU kernels take bfloat16 where the processor multiplies it with
-    float sums (AVX512-BF16 or AMX-BF16) and float16 where it has AVX512-FP16,
+    float sums (AVX512-BF16 or AMX-BF16) and float16 where it has AMX-FP16,
     with the AVX-512 loops chosen (FASTRNN_CPU_ISA=avx2 runs the float path);
-    elsewhere those dtypes run the float32 kernels. A build whose kernels are
+    elsewhere those dtypes run the float32 kernels. FASTRNN_CPU_HALF=native
+    takes both everywhere, =float32 neither. A build whose kernels are
     registered on the CPU by the emulated device (the CUDA backend's) is not
     asked."""
-    if "FASTRNN_EMULATED" in os.environ:
+    if emulation() is not None:
         pytest.skip("the emulated-device build registers the CUDA backend on the CPU")
     flags = _cpu_flags()
     avx512 = os.environ.get("FASTRNN_CPU_ISA", "avx512") == "avx512" and {
         "avx512f", "avx512vl", "avx512dq", "avx512bw"
     } <= flags
+    half = os.environ.get("FASTRNN_CPU_HALF", "")
     expected = {torch.float32, torch.float64}
-    if avx512 and flags & {"avx512_bf16", "amx_bf16"}:
+    if half == "native" or (not half and avx512 and flags & {"avx512_bf16", "amx_bf16"}):
         expected.add(torch.bfloat16)
-    if avx512 and "avx512_fp16" in flags:
+    if half == "native" or (not half and avx512 and "amx_fp16" in flags):
         expected.add(torch.float16)
     assert set(native_dtypes("cpu")) == expected
 

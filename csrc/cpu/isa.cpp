@@ -1,5 +1,7 @@
 #include "isa.h"
 
+#include <ATen/native/CPUBlas.h>
+
 #include "gemm_calls.h"
 
 #include <c10/util/Exception.h>
@@ -46,17 +48,30 @@ Isa isa() {
 }
 
 bool native_half(at::ScalarType type) {
+  static const char* asked = [] {
+    const char* value = std::getenv("FASTRNN_CPU_HALF");
+    if (value == nullptr || *value == '\0') return "";
+    TORCH_CHECK(std::strcmp(value, "native") == 0 || std::strcmp(value, "float32") == 0,
+                "FASTRNN_CPU_HALF=", value, ": expected native or float32");
+    return value;
+  }();
+  const bool has_gemm = type == at::kBFloat16 ? half_gemm_available<c10::BFloat16>()
+                        : type == at::kHalf   ? half_gemm_available<c10::Half>()
+                                              : false;
+  if (!has_gemm || std::strcmp(asked, "float32") == 0) return false;
+  if (std::strcmp(asked, "native") == 0) return true;
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
   static const bool bf16 = isa() == Isa::kAvx512 && (__builtin_cpu_supports("avx512bf16") ||
                                                      __builtin_cpu_supports("amx-bf16"));
-  // (every CPU with AMX-FP16 has AVX512-FP16)
-  static const bool fp16 = isa() == Isa::kAvx512 && __builtin_cpu_supports("avx512fp16");
-  if (type == at::kBFloat16) return bf16 && half_gemm_available<c10::BFloat16>();
-  if (type == at::kHalf) return fp16 && half_gemm_available<c10::Half>();
-#endif
-  (void)type;
+  // float16 products summed in float need AMX-FP16, which oneDNN packs for
+  // (AVX512-FP16 sums in float16: MKL converts to float there, and the float
+  // kernels are faster; benchmarks/README.md)
+  static const bool fp16 = isa() == Isa::kAvx512 && at::native::cpublas::could_pack(at::kHalf);
+  return type == at::kBFloat16 ? bf16 : fp16;
+#else
   return false;
+#endif
 }
 
 const char* isa_name(Isa isa) {
