@@ -10,6 +10,8 @@ Options (or environment variables):
   --bench-device D       (FASTRNN_BENCH_DEVICE=D)  cpu (default) or cuda: where the
                          modules and inputs live; on cuda each timed call ends
                          with torch.cuda.synchronize()
+  --bench-dtype T        (FASTRNN_BENCH_DTYPE=T)   float32 (default), float64, float16
+                         or bfloat16: the dtype of the modules and inputs
 
 Tables are grouped by benchmark.group = "<cell>-<size>-T<seq_len>-<mode>", so
 fastrnn and torch.nn of one case sit side by side; this is pytest-benchmark's
@@ -21,6 +23,7 @@ import os
 import pytest
 import torch
 
+from benchmarks.bench import DTYPES
 from benchmarks.machine import require_device
 
 
@@ -51,6 +54,14 @@ def pytest_addoption(parser):
         "cpu, or FASTRNN_BENCH_DEVICE)",
     )
 
+    group.addoption(
+        "--bench-dtype",
+        choices=list(DTYPES),
+        default=os.environ.get("FASTRNN_BENCH_DTYPE", "float32"),
+        help="fastrnn benchmarks: the dtype of the modules and inputs (default float32, "
+        "or FASTRNN_BENCH_DTYPE)",
+    )
+
 
 def pytest_configure(config):
     if getattr(config.option, "benchmark_group_by", None) in (None, ""):
@@ -66,6 +77,7 @@ def pytest_report_header(config):
     mode = "smoke" if config.getoption("--smoke") else "full"
     return (
         f"fastrnn benchmarks: {mode} grid, device {config.getoption('--bench-device')}, "
+        f"{config.getoption('--bench-dtype')}, "
         f"torch threads {torch.get_num_threads()}"
     )
 
@@ -78,3 +90,8 @@ def smoke(request):
 @pytest.fixture
 def bench_device(request):
     return request.config.getoption("--bench-device")
+
+
+@pytest.fixture
+def bench_dtype(request):
+    return DTYPES[request.config.getoption("--bench-dtype")]

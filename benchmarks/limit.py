@@ -1,6 +1,8 @@
 """The limit: the GEMMs a recurrence cannot avoid, run alone as torch.mm
 calls, and what such calls cost by themselves (the per-call overhead of the
-Python loop, and the device's rate on a large GEMM)."""
+Python loop, and the device's rate on a large GEMM in each dtype: the
+fastest large GEMM Python reaches, whose rate turns the unavoidable FLOPs
+into the limit at the machine's rate)."""
 
 import statistics
 import time
@@ -8,6 +10,7 @@ import time
 import torch
 
 from .cases import CELLS, size_of
+from .mkl_gemm import FUNCTIONS, mkl_gemm_step
 from .timing import seconds_per_call
 
 
@@ -85,20 +88,96 @@ def mm_call_overhead(seconds=0.2, device="cpu"):
     return statistics.median(samples)
 
 
-def gemm_rate(n=1024, seconds=0.5, device="cpu"):
-    """Single-precision GEMM rate of an n x n x n torch.mm on `device`,
-    GFLOP/s: (median, best) over repeats for about `seconds`."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    out = torch.empty(n, n, device=device)
+def _rates(steps, flops, seconds, device):
+    """{name: (median, best) GFLOP/s} of the callables `steps` (name ->
+    callable), timed interleaved (one sample of each per round, the order
+    rotating) for about `seconds` each, after two warm-up calls."""
+    names = list(steps)
+    for name in names:
+        for _ in range(2):
+            steps[name]()
+    samples = {name: [] for name in names}
+    deadline = time.perf_counter() + seconds * len(names)
+    r = 0
+    while time.perf_counter() < deadline or r < 3:
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            samples[name].append(seconds_per_call(steps[name], 1, device))
+        r += 1
+    return {
+        name: (flops[name] / statistics.median(s) / 1e9, flops[name] / min(s) / 1e9)
+        for name, s in samples.items()
+    }
+
+
+def _mm_step(n, device, dtype):
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
 
     def step():
         torch.mm(a, b, out=out)
 
-    for _ in range(2):
+    return step
+
+
+def gemm_rate(n=1024, seconds=0.5, device="cpu", dtype=torch.float32):
+    """GEMM rate of an n x n x n torch.mm in `dtype` on `device`, GFLOP/s:
+    (median, best) over repeats for about `seconds`."""
+    return _rates({"mm": _mm_step(n, device, dtype)}, {"mm": 2.0 * n**3}, seconds, device)["mm"]
+
+
+def gemm_candidates(dtype, device="cpu", sizes=(1024, 2048)):
+    """The large GEMMs in `dtype` that Python can reach: {(call, n): callable}.
+    torch.mm at every n; for bfloat16 and float16 on the CPU also MKL's
+    cblas_gemm_*16*16f32 (float32 result), where torch exports it."""
+    steps = {}
+    for n in sizes:
+        steps["torch.mm", n] = _mm_step(n, device, dtype)
+    if torch.device(device).type != "cpu" or dtype not in FUNCTIONS:
+        return steps
+    for n in sizes:
+        a = torch.randn(n, n).to(dtype)
+        b = torch.randn(n, n).to(dtype)
+        c = torch.empty(n, n)
+        step = mkl_gemm_step(a, b, c)
+        if step is None:  # no MKL, or it lacks the function
+            break
         step()
-    samples = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(samples) < 3:
-        samples.append(seconds_per_call(step, 1, device))
-    flops = 2.0 * n**3
-    return flops / statistics.median(samples) / 1e9, flops / min(samples) / 1e9
+        expected = torch.mm(a.float(), b.float())
+        if not torch.allclose(c, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item()):
+            raise RuntimeError(f"{FUNCTIONS[dtype]} through ctypes computed a wrong product")
+        steps[FUNCTIONS[dtype], n] = step
+    return steps
+
+
+def peak_gemm_rate(dtype=torch.float32, seconds=0.4, device="cpu", sizes=(1024, 2048)):
+    """The machine's GEMM rate in `dtype`: every gemm_candidates call timed
+    interleaved for about `seconds` each; the peak is the highest rate any
+    sample of any of them reached (noise on a shared machine only slows a
+    sample down, so the best sample is the closest to the hardware's rate).
+
+    Returns a JSON-able dict: dtype, call and n of the fastest, gflops (its
+    best sample), gflops_median (its median), and every candidate's.
+    """
+    steps = gemm_candidates(dtype, device, sizes)
+    names = {f"{call} {n}^3": (call, n) for call, n in steps}
+    rates = _rates(
+        {name: steps[key] for name, key in names.items()},
+        {name: 2.0 * key[1] ** 3 for name, key in names.items()},
+        seconds,
+        device,
+    )
+    fastest = max(rates, key=lambda name: rates[name][1])
+    call, n = names[fastest]
+    return {
+        "dtype": str(dtype).removeprefix("torch."),
+        "call": call,
+        "n": n,
+        "gflops": rates[fastest][1],
+        "gflops_median": rates[fastest][0],
+        "candidates": [
+            {"call": names[name][0], "n": names[name][1], "gflops_median": m, "gflops_best": b}
+            for name, (m, b) in rates.items()
+        ],
+    }

@@ -10,7 +10,7 @@ import torch
 
 import fastrnn
 
-from .limit import gemm_rate, mm_call_overhead
+from .limit import gemm_rate, mm_call_overhead, peak_gemm_rate
 
 # A case is flagged when other processes used more than this share of the
 # machine's CPU time while it was timed.
@@ -89,12 +89,19 @@ def loadavg():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def machine_info(quick=False, device="cpu"):
-    """The machine as a JSON-able dict; the GEMM rate and the empty torch.mm
-    call are measured on `device` (briefly when `quick`)."""
+def machine_info(quick=False, device="cpu", dtype=torch.float32):
+    """The machine as a JSON-able dict; the GEMM rates and the empty torch.mm
+    call are measured on `device` (briefly when `quick`): the float32 1024^3
+    torch.mm, and the peak in `dtype` (limit.peak_gemm_rate, under
+    "gemm_peak")."""
     model, flags = _cpuinfo()
-    isa = [f for f in ("avx512f", "avx512_bf16", "avx2", "fma") if f in flags]
+    isa = [
+        f
+        for f in ("avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "avx2", "fma")
+        if f in flags
+    ]
     rate_median, rate_best = gemm_rate(1024, 0.25 if quick else 0.6, device)
+    peak = peak_gemm_rate(dtype, 0.1 if quick else 0.4, device)
     overhead = mm_call_overhead(0.1 if quick else 0.3, device)
     info = {
         "device": device,
@@ -106,6 +113,7 @@ def machine_info(quick=False, device="cpu"):
         "torch_interop_threads": torch.get_num_interop_threads(),
         "sgemm_1024_gflops_median": rate_median,
         "sgemm_1024_gflops_best": rate_best,
+        "gemm_peak": peak,
         "mm_call_overhead_us": overhead * 1e6,
         "loadavg_start": loadavg(),
         "python": platform.python_version(),

@@ -19,8 +19,11 @@ COLUMNS = [  # header, width, format of a record
     ("(mm oh)", 8, lambda r: _ms(r.get("limit_overhead_ms"))),
     ("fast/limit", 10, lambda r: _x(r.get("fastrnn_over_limit"))),
     ("fast/net", 8, lambda r: _x(r.get("fastrnn_over_limit_net"))),
+    ("peak ms", 9, lambda r: _ms(r.get("limit_at_peak_ms"))),
+    ("fast/peak", 9, lambda r: _x(r.get("fastrnn_over_peak"))),
     ("max diff", 8, lambda r: _e(r.get("check", {}).get("max_abs_diff"))),
     ("rel diff", 8, lambda r: _e(r.get("check", {}).get("max_rel_diff"))),
+    ("excess", 6, lambda r: _f(r.get("check", {}).get("max_excess"))),
     ("busy", 4, lambda r: "-" if r.get("others_cpu") is None else f"{100 * r['others_cpu']:.0f}%"),
     ("check", 5, lambda r: "ERROR" if "error" in r else ("ok" if r["check"]["ok"] else "FAIL")),
 ]
@@ -38,6 +41,42 @@ def _x(v):
 
 def _e(v):
     return "-" if v is None else f"{v:.1e}"
+
+
+def _f(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def check_rule(rel_tol):
+    """The check of a run in words: `rel_tol`, or None for the project's rule
+    (float16, bfloat16)."""
+    if rel_tol is None:
+        return (
+            "fastrnn's error against float64 at most twice torch.nn's plus one epsilon "
+            "of max |value|, every tensor"
+        )
+    return f"tolerance {rel_tol:g} relative to max |value|"
+
+
+def check_failure(check):
+    """Why a case's check failed, in a line."""
+    if "max_excess" in check:
+        return f"error {check['max_excess']:.2f} x the allowed in {check['worst']}"
+    return f"max rel diff {check['max_rel_diff']:.2e} in {check['worst']} > {check['rel_tol']:g}"
+
+
+def format_peak(peak):
+    """The line of the header with the machine's GEMM rate in the run's dtype."""
+    others = ", ".join(
+        f"{c['call']} {c['n']}^3 {c['gflops_best']:.0f}"
+        for c in peak["candidates"]
+        if (c["call"], c["n"]) != (peak["call"], peak["n"])
+    )
+    return (
+        f"{peak['dtype']} GEMM peak (the limit's rate): {peak['call']} {peak['n']}^3, "
+        f"{peak['gflops']:.1f} GFLOP/s (best sample; median {peak['gflops_median']:.1f}); "
+        f"other calls, best GFLOP/s: {others or 'none'}"
+    )
 
 
 def format_table(records):
@@ -66,6 +105,7 @@ def format_machine(info):
         f"SGEMM 1024^3 (torch.mm, {info['torch_threads']} threads): "
         f"{info['sgemm_1024_gflops_median']:.1f} GFLOP/s median, "
         f"{info['sgemm_1024_gflops_best']:.1f} best",
+        format_peak(info["gemm_peak"]),
         f"empty torch.mm call in a Python loop: {info['mm_call_overhead_us']:.2f} us",
         "load average at start: "
         + (" ".join(f"{v:.2f}" for v in info["loadavg_start"]) if info["loadavg_start"] else "n/a"),
@@ -79,8 +119,16 @@ def format_machine(info):
     return "\n".join(lines)
 
 
-def legend(rel_tol=REL_TOL):
-    """What each column means, with the check's tolerance `rel_tol`."""
+def legend(rel_tol=REL_TOL, peak=None):
+    """What each column means, with the check's tolerance `rel_tol` (None:
+    the project's rule, float16 and bfloat16) and the run's GEMM peak
+    (limit.peak_gemm_rate's dict)."""
+    rate = "the machine's GEMM rate in the run's dtype"
+    if peak is not None:
+        rate = (
+            f"the machine's {peak['dtype']} GEMM rate, {peak['gflops']:.0f} GFLOP/s "
+            f"({peak['call']} {peak['n']}^3, best sample)"
+        )
     rows = [
         (
             "speed-up",
@@ -102,10 +150,24 @@ def legend(rel_tol=REL_TOL):
             "with (limit - mm oh)",
         ),
         (
-            "max diff",
-            "max |fastrnn - torch.nn| over output, states (and in train every gradient), float32",
+            "peak ms",
+            f"the limit's FLOPs at {rate}:\nthe time of the unavoidable GEMMs at the "
+            "hardware's rate; fast/peak: fastrnn time / peak ms",
         ),
-        ("rel diff", f"the same relative to max |torch.nn| of each tensor; FAIL if > {rel_tol:g}"),
+        (
+            "max diff",
+            "max |fastrnn - torch.nn| over output, states (and in train every gradient)",
+        ),
+        (
+            "rel diff",
+            "the same relative to max |torch.nn| of each tensor"
+            + ("" if rel_tol is None else f"; FAIL if > {rel_tol:g}"),
+        ),
+        (
+            "excess",
+            "float16, bfloat16: max over tensors of fastrnn's error against float64 / "
+            "(2 x torch.nn's + one epsilon\nof max |value|); FAIL if > 1 (the project's rule)",
+        ),
         (
             "busy",
             "share of the machine's CPU time other processes used while the case was "

@@ -26,10 +26,10 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case,impl", params, ids=ids)
 
 
-def test_bench(benchmark, case, impl, smoke, bench_device):
+def test_bench(benchmark, case, impl, smoke, bench_device, bench_dtype):
     cell, size, seq_len, mode = case
-    ref, ours = make_modules(cell, size, device=bench_device)
-    x = make_input(size, seq_len, mode, device=bench_device)
+    ref, ours = make_modules(cell, size, device=bench_device, dtype=bench_dtype)
+    x = make_input(size, seq_len, mode, device=bench_device, dtype=bench_dtype)
     # pytest-benchmark reads the host clock: a call must end when its device work does
     step = synchronized(make_step(ours if impl == "fastrnn" else ref, x, mode), bench_device)
 
@@ -45,6 +45,7 @@ def test_bench(benchmark, case, impl, smoke, bench_device):
         mode=mode,
         impl=impl,
         device=bench_device,
+        dtype=str(bench_dtype).removeprefix("torch."),
     )
     if smoke:
         benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
