@@ -12,9 +12,9 @@ import os
 import pytest
 import torch
 from test_cells import CELLS as CELL_KINDS
-from test_cuda_emulated import emulation
 from test_cells import cell_pair, step_and_grads
 from test_cells import inputs as cell_inputs
+from test_cuda_emulated import emulation
 from test_uses_fastrnn_ops import RECURRENCE_MATH, TORCH_RNN_OP
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -118,9 +118,10 @@ def test_cpu_kernels_take_the_types_of_the_cpus_units():
     if emulation() is not None:
         pytest.skip("the emulated-device build registers the CUDA backend on the CPU")
     flags = _cpu_flags()
-    avx512 = os.environ.get("FASTRNN_CPU_ISA", "avx512") == "avx512" and {
-        "avx512f", "avx512vl", "avx512dq", "avx512bw"
-    } <= flags
+    avx512 = (
+        os.environ.get("FASTRNN_CPU_ISA", "avx512") == "avx512"
+        and {"avx512f", "avx512vl", "avx512dq", "avx512bw"} <= flags
+    )
     half = os.environ.get("FASTRNN_CPU_HALF", "")
     expected = {torch.float32, torch.float64}
     if half == "native" or (not half and avx512 and flags & {"avx512_bf16", "amx_bf16"}):
