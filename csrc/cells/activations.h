@@ -33,17 +33,20 @@ C10_HOST_DEVICE FASTRNN_INLINE acc_t tanh(acc_t x) {
   return ::tanh(x);
 }
 
-// float: exp(x) with float's range (0 from -104 on, Inf from 89 on), branch
-// free so that the CPU's pointwise loops vectorise: x = n ln2 + r with |r| <=
-// ln2 / 2 (ln2 in two parts, Cody and Waite), e^r by a degree-7 polynomial
-// (Cephes' expf), then 2^n as two factors so that the result can underflow
-// to 0 and overflow to Inf as exp's does. Measured against float64 exp: at
-// most 1 ulp. NaN passes the clamps (comparisons with NaN are false) and the
-// polynomial.
+// float: exp(x) for the activations below, branch free so that the CPU's
+// pointwise loops vectorise: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two
+// parts, Cody and Waite), e^r by a degree-7 polynomial (Cephes' expf), times
+// 2^n made from n's bits. Measured against float64 exp: at most 1 ulp where
+// e^x is a normal float. The ends are what sigmoid and tanh need, and
+// cheaper than exp's (one scale factor, not two): 0 from x = -87.7 on (e^x
+// is below float's smallest normal there, and 1 + e^x rounds to 1 all the
+// same), Inf from 88.4 on (where 1 / (1 + e^x) is below float's smallest
+// normal), NaN stays NaN (comparisons with NaN are false, and the polynomial
+// carries it).
 C10_HOST_DEVICE FASTRNN_INLINE float exp_float(float x) {
-  x = x < -104.f ? -104.f : x;
+  x = x < -88.f ? -88.f : x;
   x = x > 89.f ? 89.f : x;
-  const float n = ::rintf(x * 1.44269504088896341f);  // x / ln2
+  const float n = ::rintf(x * 1.44269504088896341f);  // x / ln2, in [-127, 128]
   float r = x - n * 0.693359375f;                       // ln2's high bits: n * it is exact
   r = r - n * -2.12194440e-4f;                          // and its low part
   float p = 1.9875691500e-4f;
@@ -53,13 +56,12 @@ C10_HOST_DEVICE FASTRNN_INLINE float exp_float(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const int32_t k = static_cast<int32_t>(n);  // |k| <= 150
-  const int32_t k1 = k / 2, k2 = k - k / 2;   // 2^k1 and 2^k2 are normal floats
-  const int32_t b1 = (k1 + 127) << 23, b2 = (k2 + 127) << 23;
-  float s1, s2;
-  memcpy(&s1, &b1, sizeof s1);
-  memcpy(&s2, &b2, sizeof s2);
-  return p * s1 * s2;
+  // 2^n as a float's bits: exponent field n + 127, which is 0 (the float 0)
+  // at n = -127 and 255 (Inf) at n = 128
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
 }
 
 // float: branch free, so that the CPU's pointwise loops vectorise; the same
@@ -88,8 +90,9 @@ C10_HOST_DEVICE FASTRNN_INLINE acc_t sigmoid(acc_t x) {
   return acc_t(1) / (acc_t(1) + ::exp(-x));
 }
 
-// float: torch's formula, with exp_float: at most 2.5 ulp against float64;
-// exactly 0 from x = -89 on (and at -Inf) and 1 at +Inf, NaN stays NaN.
+// float: torch's formula, with exp_float: at most 2.5 ulp against float64
+// down to float's smallest normal result; exactly 0 from x = -88.4 on (and
+// at -Inf) and 1 at +Inf, NaN stays NaN.
 template <>
 C10_HOST_DEVICE FASTRNN_INLINE float sigmoid<float>(float x) {
   return 1.f / (1.f + exp_float(-x));

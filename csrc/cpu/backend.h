@@ -32,10 +32,11 @@ struct CPUBackend {
   explicit CPUBackend(const at::Tensor& /*input*/) {}
 
   // float16 and bfloat16 as well as float and double (../backend.h): stored
-  // in them, GEMMs in MKL's low-precision GEMM (float sums, on the CPU's
-  // bfloat16/float16 units) and the pointwise math in float. Their kernels run
-  // where the CPU has those units (takes_half); elsewhere Python runs the
-  // float kernels on them (fastrnn/ops.py).
+  // in them, GEMMs summing in float on the CPU's bfloat16/float16 units (the
+  // steps' GEMMs on AMX through oneDNN's brgemm where the weights pack for it,
+  // the others on MKL's low-precision GEMM) and the pointwise math in float.
+  // Their kernels run where the CPU has those units (takes_half); elsewhere
+  // Python runs the float kernels on them (fastrnn/ops.py).
   static constexpr bool kHalfTypes = true;
   static bool takes_half(at::ScalarType type) { return cpu::native_half(type); }
 
@@ -299,15 +300,25 @@ struct CPUBackend {
   static void narrow_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                           const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
                           float beta, c_t* c, int64_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    into_c(m, n, beta != 0.f, c, ldc, [&](float* sums, int64_t ld) {
+      cpu::half_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, sums, ld);
+    });
+  }
+
+  // C[0:m, 0:n] (+)= a GEMM's float sums, which gemm(sums, ld) writes (adds
+  // to when add_c): straight into a float C; a float16/bfloat16 C through a
+  // float copy [m, n] in scratch, rounded once at the end.
+  template <typename c_t, class Gemm>
+  static void into_c(int64_t m, int64_t n, bool add_c, c_t* c, int64_t ldc, const Gemm& gemm) {
     if constexpr (std::is_same_v<c_t, float>) {
-      cpu::half_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      gemm(c, ldc);
     } else {
-      if (m <= 0 || n <= 0) return;
       float* sums = cpu::scratch<float>(Scratch::kNarrowGemm, m * n);  // [m, n]
-      if (beta != 0.f) {
-        for (int64_t i = 0; i < m; ++i) std::copy(c + i * ldc, c + i * ldc + n, sums + i * n);
+      for (int64_t i = 0; add_c && i < m; ++i) {
+        std::copy(c + i * ldc, c + i * ldc + n, sums + i * n);
       }
-      cpu::half_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, sums, n);
+      gemm(sums, n);
       for (int64_t i = 0; i < m; ++i) std::copy(sums + i * n, sums + (i + 1) * n, c + i * ldc);
     }
   }
@@ -351,22 +362,11 @@ struct CPUBackend {
           for (int64_t r0 = 0; r0 < rows; r0 += piece) {
             const int64_t m = std::min(piece, rows - r0);
             const scalar_t* a_rows = a + r0 * lda;
-            c_t* c_rows = c + r0 * ldc + sl * H + j0;
-            if constexpr (std::is_same_v<c_t, float>) {
+            into_c(m, width, add_c, c + r0 * ldc + sl * H + j0, ldc, [&](float* sums, int64_t ld) {
               at::native::cpublas::brgemm(m, width, k, m == 1 ? k : lda, w.block,
-                                          m == 1 ? width : ldc, add_c, a_rows, panel, c_rows,
+                                          m == 1 ? width : ld, add_c, a_rows, panel, sums,
                                           /*is_vnni=*/true);
-            } else {
-              float* sums = cpu::scratch<float>(Scratch::kNarrowGemm, m * width);  // [m, width]
-              for (int64_t i = 0; add_c && i < m; ++i) {
-                std::copy(c_rows + i * ldc, c_rows + i * ldc + width, sums + i * width);
-              }
-              at::native::cpublas::brgemm(m, width, k, m == 1 ? k : lda, w.block, width, add_c,
-                                          a_rows, panel, sums, /*is_vnni=*/true);
-              for (int64_t i = 0; i < m; ++i) {
-                std::copy(sums + i * width, sums + (i + 1) * width, c_rows + i * ldc);
-              }
-            }
+            });
           }
         }
         pointwise_block(f, 0, f_rows, j0, j0 + width);

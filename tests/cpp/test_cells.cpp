@@ -230,6 +230,13 @@ void test_float_activations() {
         std::max(worst_sigmoid, ulps(fc::sigmoid<float>(x), 1 / (1 + std::exp(-double(x)))));
     worst_exp = std::max(worst_exp, ulps(fc::exp_float(4.f * x), std::exp(4.0 * double(x))));
   }
+  // exp where its result is a normal float: up to ln(FLT_MAX) less the last
+  // half step of n, down to ln(FLT_MIN)
+  for (int k = -1000000; k <= 1000000; ++k) {
+    const float x = 87.9f * static_cast<float>(k) / 1000000.f;
+    if (x < -87.33f || x > 88.37f) continue;
+    worst_exp = std::max(worst_exp, ulps(fc::exp_float(x), std::exp(double(x))));
+  }
   expect_ulps("float tanh", worst_tanh, 1.5);
   expect_ulps("float sigmoid", worst_sigmoid, 3);
   expect_ulps("float exp", worst_exp, 1.5);
@@ -241,6 +248,9 @@ void test_float_activations() {
   expect_same("sigmoid(-inf)", fc::sigmoid<float>(-inf), 0.f);
   expect_same("sigmoid(nan)", fc::sigmoid<float>(nan), nan);
   expect_same("exp(-inf)", fc::exp_float(-inf), 0.f);
+  expect_same("exp(-87.7), below FLT_MIN", fc::exp_float(-87.7f), 0.f);
+  expect_same("sigmoid(-88.4)", fc::sigmoid<float>(-88.4f), 0.f);
+  expect_same("sigmoid(88.4)", fc::sigmoid<float>(88.4f), 1.f);
   expect_same("exp(+inf)", fc::exp_float(inf), inf);
   expect_same("exp(nan)", fc::exp_float(nan), nan);
   expect_same("relu(nan)", fc::relu<float>(nan), nan);
