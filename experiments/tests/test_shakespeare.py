@@ -113,6 +113,7 @@ def test_command_reports_both_splits_and_resumes(tmp_path, capsys):
             assert r["sample"].startswith("The") and len(r["sample"]) == 23
             assert r["model_bytes"] == 4 * r["params"]
             assert len(r["curves"]["val_loss"]) == 2
+            assert r["assignment_test_accuracy"] is None  # it published no seq_len 8
         table = (out / split / "results.md").read_text()
         assert "| lstm | 8 | 2 |" in table and "test acc" in table
     assert (out / "checkpoints" / "positional-gru-8.pt").is_file()
@@ -122,3 +123,23 @@ def test_command_reports_both_splits_and_resumes(tmp_path, capsys):
     again = json.loads((out / "positional" / "results.json").read_text())
     for r, s in zip(first, again):
         assert r["curves"] == s["curves"] and r["test_loss"] == s["test_loss"]
+
+
+def test_time_budget_stops_training():
+    ids = _ids(600, 12)
+    model = charmodels.build_model("gru", "fastrnn", 12, 6, embed_size=6, hidden_size=8)
+    config = chartrain.TrainConfig(epochs=5, batch_size=16, time_budget_s=1e-9, objective="last")
+    steps = []
+    history = chartrain.train(
+        model, ids[:500], ids[500:], 6, config, on_step=lambda *a: steps.append(a)
+    )
+    assert len(steps) == 1 and len(history["val_loss"]) == 1  # one step, then evaluated
+
+
+def test_assignment_budget_and_published_numbers():
+    args = shakespeare.parse_args(["--time-budget", "assignment"])
+    assert args.time_budget_s == "assignment" and args.hidden_size == 128
+    assert shakespeare.parse_args(["--time-budget", "90"]).time_budget_s == 90.0
+    with pytest.raises(SystemExit):
+        shakespeare.parse_args(["--time-budget", "soon"])
+    assert shakespeare.ASSIGNMENT[("lstm", 50)] == (0.59195, 870.8)
