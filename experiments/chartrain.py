@@ -198,7 +198,8 @@ def train(
 
     Returns a dict of per-epoch lists: train_loss (mean over the epoch's
     windows), val_loss, val_accuracy, train_time_s (wall time of the training
-    steps only: evaluation is not counted), and total_train_time_s.
+    steps only: evaluation is not counted), steps (the optimizer steps taken),
+    and total_train_time_s.
     on_step(epoch, step, steps, loss) is called after every step (progress).
     """
     dtype = next(model.parameters()).dtype
@@ -213,6 +214,7 @@ def train(
         "val_loss": [],
         "val_accuracy": [],
         "train_time_s": [],
+        "steps": [],
     }
     model.train()
     _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len), last)
@@ -240,6 +242,7 @@ def train(
             if config.time_budget_s and spent + time.perf_counter() - began >= config.time_budget_s:
                 break
         history["train_time_s"].append(time.perf_counter() - began)
+        history["steps"].append(step + 1)
         history["train_loss"].append(total / seen)
         val_loss, val_acc = evaluate(
             model, val_ids, seq_len, starts=val_starts, last=config.evaluate_last

@@ -197,6 +197,7 @@ def run_one(split, cell, seq_len, vocab, ids, args, checkpoint, on_step=None):
         "cell": cell,
         "seq_len": seq_len,
         "epochs": len(history["train_loss"]),
+        "steps": sum(history["steps"]),
         "train_windows": len(parts["train"]),
         "test_windows": len(test),
         "test_targets_in_training_text": leaked_fraction(parts, seq_len),

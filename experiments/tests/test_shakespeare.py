@@ -112,7 +112,7 @@ def test_command_reports_both_splits_and_resumes(tmp_path, capsys):
             assert r["test_inference_s"] > 0 and r["ms_per_generated_char"] > 0
             assert r["sample"].startswith("The") and len(r["sample"]) == 23
             assert r["model_bytes"] == 4 * r["params"]
-            assert len(r["curves"]["val_loss"]) == 2
+            assert len(r["curves"]["val_loss"]) == 2 and r["steps"] == 8
             assert r["assignment_test_accuracy"] is None  # it published no seq_len 8
         table = (out / split / "results.md").read_text()
         assert "| lstm | 8 | 2 |" in table and "test acc" in table
