@@ -19,7 +19,7 @@ Two splits, each run on both unless --split says otherwise:
                 overlap: a test window's characters, its target included,
                 are nearly all inside training windows, so test accuracy
                 measures recall of the training text, not prediction of new
-                text. run.json's "test_targets_in_training_text" says how
+                text. Each row's "test_targets_in_training_text" says how
                 much (nearly 100%).
     positional  the text cut by position 80 / 10 / 10: train, validation and
                 test parts share no character, and windows never cross a cut.
@@ -36,7 +36,8 @@ one file per (split, cell, seq_len). Run the same command again after an
 interruption and each run resumes from its last checkpoint; finished runs
 are only evaluated again. Outputs in --out (default build/shakespeare, which
 git ignores): per split, results.json (the rows, each with its curves and
-sample) and results.md (the table); run.json (options, data, machine).
+sample), results.md (the table, the machine, the samples) and run.json
+(options, data, machine, load average).
 """
 
 import argparse
@@ -115,7 +116,6 @@ class Part:
 def make_split(ids, seq_len, split, seed=0):
     """{"train", "val", "test"} -> Part, cut FRACTIONS of the windows
     (assignment: shuffled by `seed`) or of the text (positional)."""
-    cuts = [round(len(ids) * sum(FRACTIONS[:i])) for i in (1, 2)]
     if split == "assignment":
         starts = window_starts(len(ids), seq_len, 1)
         gen = torch.Generator().manual_seed(seed)
@@ -125,6 +125,7 @@ def make_split(ids, seq_len, split, seed=0):
         train, val, test = starts.split([n_train, n_val, len(starts) - n_train - n_val])
         return {"train": Part(ids, train), "val": Part(ids, val), "test": Part(ids, test)}
     if split == "positional":
+        cuts = [round(len(ids) * sum(FRACTIONS[:i])) for i in (1, 2)]
         pieces = ids[: cuts[0]], ids[cuts[0] : cuts[1]], ids[cuts[1] :]
         return {
             name: Part(piece, window_starts(len(piece), seq_len, 1))
@@ -275,8 +276,21 @@ def markdown_table(rows):
     )
 
 
+def cpu_name():
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def split_report(split, rows, prompt, temperature):
-    """results.md of one split: what the split is, the table, the samples."""
+    """results.md of one split: what the split is, the machine, the table,
+    the samples."""
     about = {
         "assignment": "windows split at random (the assignment's protocol): test targets "
         "lie inside training windows, so test accuracy is recall of the training text",
@@ -288,7 +302,8 @@ def split_report(split, rows, prompt, temperature):
     )
     return (
         f"## Tiny Shakespeare, {split} split\n\n{about}; test targets inside training "
-        f"windows: {leak}.\n\n{markdown_table(rows)}\n\nSamples (prompt {prompt!r}, "
+        f"windows: {leak}. {cpu_name()}, {torch.get_num_threads()} threads, float32, "
+        f"fastrnn {fastrnn.__version__}.\n\n{markdown_table(rows)}\n\nSamples (prompt {prompt!r}, "
         f"temperature {temperature:g}):\n\n{samples}\n"
     )
 
@@ -407,12 +422,6 @@ def main(argv=None):
     rows = {s: [] for s in splits}
 
     def save(interrupted=False):
-        for split, split_rows in rows.items():
-            if split_rows:
-                (out / split).mkdir(parents=True, exist_ok=True)
-                _write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
-                report = split_report(split, split_rows, args.prompt, args.temperature)
-                _write_atomic(out / split / "results.md", report)
         info = {
             "options": vars(args),
             "corpus": name,
@@ -422,7 +431,7 @@ def main(argv=None):
             "fastrnn": fastrnn.__version__,
             "threads": torch.get_num_threads(),
             "machine": platform.machine(),
-            "processor": platform.processor(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "runs_planned": len(runs),
             "runs_finished": sum(map(len, rows.values())),
@@ -431,8 +440,13 @@ def main(argv=None):
             "loadavg_start": load_start,
             "loadavg_end": _loadavg(),
         }
-        out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / "run.json", json.dumps(info, indent=1) + "\n")
+        for split, split_rows in rows.items():
+            if split_rows:
+                (out / split).mkdir(parents=True, exist_ok=True)
+                _write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
+                report = split_report(split, split_rows, args.prompt, args.temperature)
+                _write_atomic(out / split / "results.md", report)
+                _write_atomic(out / split / "run.json", json.dumps(info, indent=1) + "\n")
 
     tqdm = _progress(not args.no_progress)
     try:

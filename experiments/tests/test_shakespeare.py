@@ -116,6 +116,7 @@ def test_command_reports_both_splits_and_resumes(tmp_path, capsys):
             assert r["assignment_test_accuracy"] is None  # it published no seq_len 8
         table = (out / split / "results.md").read_text()
         assert "| lstm | 8 | 2 |" in table and "test acc" in table
+        assert json.loads((out / split / "run.json").read_text())["runs_finished"] == 4
     assert (out / "checkpoints" / "positional-gru-8.pt").is_file()
     first = json.loads((out / "positional" / "results.json").read_text())
     capsys.readouterr()
