@@ -5,6 +5,10 @@
 #
 # make run     the main job: RNN, LSTM and GRU at seq_len 10, 20, 30 on the
 #              built-in text, trained on fastrnn and on torch.nn (experiments.compare)
+# make shakespeare  Tiny Shakespeare as the course assignment: LSTM and GRU at
+#              seq_len 20, 30, 50, on its random split and a positional one
+#              (experiments.shakespeare; FASTRNN_DATA names the text; resumes
+#              from its checkpoints in build/shakespeare)
 # make test    the library's tests, the experiments' tests, the lower ISAs,
 #              the C++ tests (ctest), the tests on the emulated CUDA device
 #              and a smoke run of the benchmark
@@ -50,7 +54,7 @@ CUDA_DEPS  := $(CUDA_VENV)/.fastrnn-deps
 CUDA_EXT   := build/.fastrnn-cuda-ext
 CUDA_LIB   := build/cuda-lib
 
-.PHONY: setup build run bench test test-py test-isa test-cpp bench-smoke lint format clean \
+.PHONY: setup build run shakespeare bench test test-py test-isa test-cpp bench-smoke lint format clean \
 	build-cuda test-cuda-build test-cuda-emulated test-gpu
 
 setup: build
@@ -71,6 +75,9 @@ build: $(EXT)
 
 run: build
 	$(PY) -m experiments.compare --backend both $(ARGS)
+
+shakespeare: build
+	$(PY) -m experiments.shakespeare $(ARGS)
 
 bench: build
 	$(PY) -m benchmarks.bench $(ARGS)

@@ -9,7 +9,9 @@
 
 Every model maps ids [batch, seq_len] to logits [batch, seq_len, vocab]: it
 predicts the next character at every position (char-rnn's objective), and
-starts every window from a zero state.
+starts every window from a zero state. CharRNN(ids, last=True) gives only the
+last position's logits [batch, vocab] (the course's many-to-one model: the
+head reads the last output alone).
 
 FLOPs (`flops_per_sequence`): the multiply-adds of the matrix products, two
 FLOPs each, of one training sequence, forward and backward. Elementwise work
@@ -37,6 +39,7 @@ __all__ = [
     "CausalConvNet",
     "CausalAttention",
     "build_model",
+    "check_backend",
     "count_params",
     "model_bytes",
     "conv_layers",
@@ -64,14 +67,16 @@ class CharRNN(nn.Module):
         self.rnn = cls(embed_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, vocab_size)
 
-    def forward(self, ids):
+    def forward(self, ids, last=False):
         output, _ = self.rnn(self.embed(ids))
-        return self.head(output)
+        return self.head(output[:, -1] if last else output)
 
-    def flops_per_sequence(self, seq_len):
+    def flops_per_sequence(self, seq_len, last=False):
+        """last: the head at the last position only (forward(ids, last=True))."""
         G, H, L = self.gates, self.rnn.hidden_size, self.rnn.num_layers
         E, V = self.embed.embedding_dim, self.embed.num_embeddings
-        forward = seq_len * (2 * G * H * (E + H) + (L - 1) * 2 * G * H * (H + H) + 2 * H * V)
+        recurrent = 2 * G * H * (E + H) + (L - 1) * 2 * G * H * (H + H)
+        forward = seq_len * recurrent + (1 if last else seq_len) * 2 * H * V
         # dh0 of each layer: the initial state is zero and needs no gradient
         return 3 * forward - L * 2 * G * H * H
 
@@ -199,6 +204,18 @@ def build_model(
     else:
         raise ValueError(f"unknown cell {cell!r}; choose from {', '.join(CELLS)}")
     return model.to(dtype)
+
+
+def check_backend(model, cell, backend):
+    """Raise unless a recurrent model of backend fastrnn runs fastrnn's class:
+    no quiet fallback to torch.nn, or a comparison compares nothing. Not an
+    assert: python -O would drop it."""
+    if cell in RECURRENT and backend == "fastrnn" and type(model.rnn) is not RECURRENT[cell][1]:
+        raise RuntimeError(
+            f"backend fastrnn built {type(model.rnn).__module__}."
+            f"{type(model.rnn).__qualname__} for {cell}, not fastrnn's "
+            f"{RECURRENT[cell][1].__qualname__}"
+        )
 
 
 def count_params(model):

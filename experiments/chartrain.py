@@ -8,19 +8,41 @@ hardly depends on seq_len and an epoch's work grows with it). Validation
 windows tile the validation part without overlap, so every validation
 character is predicted once per evaluation.
 
+Objectives: "all" (char-rnn's) trains on the next character at every
+position of a window; "last" (the course's many-to-one model) on the one
+character after the window's seq_len inputs. evaluate measures either.
+
 Determinism: the model's initial weights come from the seed (build_model),
 the order of the windows from a generator seeded with the same seed, so two
 backends given the same seed see the same weights and the same batches.
+
+Checkpoints: given a path, train saves the model, the optimizer, the
+generator and the history after every epoch, and starts from that file when
+it exists, so a run interrupted after an epoch ends as the same run
+uninterrupted would (the interrupted epoch is trained again from its start).
 """
 
 import copy
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Vocabulary", "TrainConfig", "window_starts", "windows", "train", "evaluate", "sample"]
+__all__ = [
+    "OBJECTIVES",
+    "Vocabulary",
+    "TrainConfig",
+    "window_starts",
+    "windows",
+    "train",
+    "evaluate",
+    "sample",
+]
+
+OBJECTIVES = ("all", "last")
 
 
 class Vocabulary:
@@ -54,6 +76,23 @@ class TrainConfig:
     stride: int = 1
     steps_per_epoch: int = 0  # 0: every window once per epoch
     seed: int = 0
+    objective: str = "all"  # the training loss: OBJECTIVES
+    evaluate_last: bool = False  # validation on the last position only
+    time_budget_s: float = 0  # stop training once this much is spent (0: no limit)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}"
+            )
+
+    @classmethod
+    def from_args(cls, args, **overrides):
+        """The config of a command line's options: the fields `args` has."""
+        given = {
+            f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+        }
+        return cls(**{**given, **overrides})
 
 
 def window_starts(n_ids, seq_len, stride):
@@ -72,47 +111,117 @@ def windows(ids, starts, seq_len):
     return w[:, :-1], w[:, 1:]
 
 
+def _logits_targets(model, x, y, last):
+    """Logits [N, vocab] and targets [N] of the objective: every position,
+    or only the character after the window."""
+    if last:
+        return model(x, last=True), y[:, -1]
+    return model(x).flatten(0, 1), y.flatten()
+
+
 @torch.no_grad()
-def evaluate(model, ids, seq_len, batch_size=256):
-    """(mean cross-entropy in nats, top-1 accuracy) of the next character over
-    non-overlapping windows of `ids`."""
+def evaluate(model, ids, seq_len, batch_size=256, starts=None, last=False):
+    """(mean cross-entropy in nats, top-1 accuracy) of the next character in
+    the windows of `ids` at `starts` (default: non-overlapping windows), at
+    every position, or with `last` at the last one only."""
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
-    for starts in window_starts(len(ids), seq_len, seq_len).split(batch_size):
-        x, y = windows(ids, starts, seq_len)
-        logits = model(x)
-        total_loss += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+    if starts is None:
+        starts = window_starts(len(ids), seq_len, seq_len)
+    for batch in starts.split(batch_size):
+        logits, y = _logits_targets(model, *windows(ids, batch, seq_len), last)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
         count += y.numel()
     model.train(was_training)
     return total_loss / count, correct / count
 
 
-def _warm_up(model, x, y):
+def _warm_up(model, x, y, last):
     """One untimed forward + backward on a copy, so the first timed run is
     not charged for one-time work (oneDNN's JIT kernels, fastrnn's scratch
     buffers, first-touch page faults)."""
     twin = copy.deepcopy(model)
-    F.cross_entropy(twin(x).flatten(0, 1), y.flatten()).backward()
+    F.cross_entropy(*_logits_targets(twin, x, y, last)).backward()
 
 
-def train(model, train_ids, val_ids, seq_len, config, on_step=None):
-    """Adam on mean cross-entropy over every position of a batch of windows.
+def _save_checkpoint(path, state):
+    """Into PATH.part first, then renamed: an interruption mid-write leaves
+    the previous epoch's checkpoint whole."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.part"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(path, model, opt, gen, config, meta):
+    """The history saved in `path`, its model, optimizer and generator
+    loaded into these; None when there is no checkpoint yet. Refuses the
+    checkpoint of another run: one whose config (but for epochs and the time
+    budget, which may grow) or meta differ."""
+    if path is None or not os.path.exists(path):
+        return None
+    state = torch.load(path, weights_only=False)
+    saved = {**state["config"], "epochs": config.epochs, "time_budget_s": config.time_budget_s}
+    if saved != dataclasses.asdict(config) or state["meta"] != meta:
+        raise ValueError(
+            f"{path} is a checkpoint of another run ({state['meta']}, {state['config']}); "
+            "remove it or give another checkpoint path"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    return state["history"]
+
+
+def train(
+    model,
+    train_ids,
+    val_ids,
+    seq_len,
+    config,
+    on_step=None,
+    starts=None,
+    val_starts=None,
+    checkpoint=None,
+    checkpoint_meta=None,
+):
+    """Adam on mean cross-entropy over a batch of windows (config.objective).
+
+    starts: the training windows' first positions in train_ids (default:
+    every config.stride-th); val_starts: the validation windows' in val_ids
+    (default: evaluate's). checkpoint: a path to save after every epoch and
+    to resume from (module docstring); a finished run's checkpoint returns
+    its history without training. checkpoint_meta: what else identifies the
+    run (data, model sizes), saved with it and checked on resuming.
 
     Returns a dict of per-epoch lists: train_loss (mean over the epoch's
     windows), val_loss, val_accuracy, train_time_s (wall time of the training
-    steps only: evaluation is not counted), and total_train_time_s.
+    steps only: evaluation is not counted), steps (the optimizer steps taken),
+    and total_train_time_s.
     on_step(epoch, step, steps, loss) is called after every step (progress).
     """
     dtype = next(model.parameters()).dtype
+    last = config.objective == "last"
     gen = torch.Generator().manual_seed(config.seed)
-    starts = window_starts(len(train_ids), seq_len, config.stride)
+    if starts is None:
+        starts = window_starts(len(train_ids), seq_len, config.stride)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history = {"train_loss": [], "val_loss": [], "val_accuracy": [], "train_time_s": []}
+    meta = {"seq_len": seq_len, **(checkpoint_meta or {})}
+    history = _resume(checkpoint, model, opt, gen, config, meta) or {
+        "train_loss": [],
+        "val_loss": [],
+        "val_accuracy": [],
+        "train_time_s": [],
+        "steps": [],
+    }
     model.train()
-    _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len))
-    for epoch in range(config.epochs):
+    _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len), last)
+    for epoch in range(len(history["train_loss"]), config.epochs):
+        spent = sum(history["train_time_s"])
+        if config.time_budget_s and spent >= config.time_budget_s:
+            break
         batches = starts[torch.randperm(len(starts), generator=gen)].split(config.batch_size)
         if config.steps_per_epoch:
             batches = batches[: config.steps_per_epoch]
@@ -120,7 +229,7 @@ def train(model, train_ids, val_ids, seq_len, config, on_step=None):
         began = time.perf_counter()
         for step, batch in enumerate(batches):
             x, y = windows(train_ids, batch, seq_len)
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            loss = F.cross_entropy(*_logits_targets(model, x, y, last))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip:
@@ -130,11 +239,28 @@ def train(model, train_ids, val_ids, seq_len, config, on_step=None):
             seen += len(batch)
             if on_step is not None:
                 on_step(epoch, step, len(batches), loss.item())
+            if config.time_budget_s and spent + time.perf_counter() - began >= config.time_budget_s:
+                break
         history["train_time_s"].append(time.perf_counter() - began)
+        history["steps"].append(step + 1)
         history["train_loss"].append(total / seen)
-        val_loss, val_acc = evaluate(model, val_ids, seq_len)
+        val_loss, val_acc = evaluate(
+            model, val_ids, seq_len, starts=val_starts, last=config.evaluate_last
+        )
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_acc)
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "history": history,
+                    "config": dataclasses.asdict(config),
+                    "meta": meta,
+                },
+            )
     history["total_train_time_s"] = sum(history["train_time_s"])
     history["dtype"] = str(dtype).replace("torch.", "")
     return history

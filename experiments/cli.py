@@ -19,3 +19,20 @@ def comma_list(kind, choices=None, cast=str):
         return values
 
     return parse
+
+
+def add_cells_and_seq_lens(parser, cells, default_cells, default_seq_lens):
+    """--cells (comma-separated, from `cells`) and --seq-lens (comma-separated
+    integers), the two lists a study runs over."""
+    parser.add_argument(
+        "--cells",
+        type=comma_list("cell", cells),
+        default=list(default_cells),
+        help=f"comma-separated, from {','.join(cells)} (default {','.join(default_cells)})",
+    )
+    parser.add_argument(
+        "--seq-lens",
+        type=comma_list("seq_len", cast=int),
+        default=list(default_seq_lens),
+        help=f"comma-separated sequence lengths (default {','.join(map(str, default_seq_lens))})",
+    )

@@ -34,9 +34,9 @@ import torch
 
 import fastrnn
 
-from .charmodels import CELLS, RECURRENT, build_model, count_params, model_bytes
+from .charmodels import CELLS, RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import TrainConfig, Vocabulary, sample, train
-from .cli import comma_list
+from .cli import add_cells_and_seq_lens
 from .compare_plots import plot_all
 from .corpora import CORPORA, CorpusUnavailable, load_text, split_text
 
@@ -89,23 +89,8 @@ def run_one(cell, seq_len, backend, vocab, train_ids, val_ids, args, on_step=Non
         seed=args.seed,
         dtype=dtype,
     )
-    if cell in RECURRENT and backend == "fastrnn" and type(model.rnn) is not RECURRENT[cell][1]:
-        # no quiet fallback to torch.nn: the comparison would compare nothing.
-        # Not an assert: python -O would drop it.
-        raise RuntimeError(
-            f"backend fastrnn built {type(model.rnn).__module__}."
-            f"{type(model.rnn).__qualname__} for {cell}, not fastrnn's "
-            f"{RECURRENT[cell][1].__qualname__}"
-        )
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        clip=args.clip,
-        stride=args.stride,
-        steps_per_epoch=args.steps_per_epoch,
-        seed=args.seed,
-    )
+    check_backend(model, cell, backend)
+    config = TrainConfig.from_args(args)
     history = train(model, train_ids, val_ids, seq_len, config, on_step=on_step)
     row = {
         "cell": cell,
@@ -219,18 +204,7 @@ def parse_args(argv=None):
         "prediction at several sequence lengths; compare loss, accuracy, time and "
         "size.",
     )
-    p.add_argument(
-        "--cells",
-        type=comma_list("cell", CELLS),
-        default=["rnn", "lstm", "gru"],
-        help=f"comma-separated, from {','.join(CELLS)} (default rnn,lstm,gru)",
-    )
-    p.add_argument(
-        "--seq-lens",
-        type=comma_list("seq_len", cast=int),
-        default=[10, 20, 30],
-        help="comma-separated sequence lengths (default 10,20,30)",
-    )
+    add_cells_and_seq_lens(p, CELLS, ["rnn", "lstm", "gru"], [10, 20, 30])
     p.add_argument("--text", metavar="PATH", help="train on this UTF-8 file")
     p.add_argument(
         "--corpus",

@@ -42,3 +42,20 @@ def test_backends_build_the_same_model(cell):
     a, b = fast.state_dict(), ref.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert charmodels.model_bytes(fast) == 4 * charmodels.count_params(fast)
+
+
+@pytest.mark.parametrize("cell", list(charmodels.RECURRENT))
+def test_last_position_head(cell):
+    """forward(ids, last=True) is the last position of the full forward, and
+    its FLOP count (the head once, the recurrence in full) is the counter's."""
+    seq_len, batch = 7, 3
+    model = charmodels.build_model(
+        cell, "torch", 30, seq_len, embed_size=12, hidden_size=20, num_layers=2, dtype=torch.float64
+    )
+    ids = torch.randint(30, (batch, seq_len))
+    assert torch.allclose(model(ids, last=True), model(ids)[:, -1], rtol=1e-12, atol=1e-14)
+    with FlopCounterMode(display=False) as counter:
+        logits = model(ids, last=True)
+        torch.nn.functional.cross_entropy(logits, ids[:, 0]).backward()
+    assert counter.get_total_flops() == batch * model.flops_per_sequence(seq_len, last=True)
+    assert model.flops_per_sequence(seq_len, last=True) < model.flops_per_sequence(seq_len)
