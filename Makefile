@@ -8,7 +8,7 @@
 # make shakespeare  Tiny Shakespeare as the course assignment: LSTM and GRU at
 #              seq_len 20, 30, 50, on its random split and a positional one
 #              (experiments.shakespeare; FASTRNN_DATA names the text; resumes
-#              from its checkpoints in build/shakespeare)
+#              from its checkpoints in shakespeare-out)
 # make test    the library's tests, the experiments' tests, the lower ISAs,
 #              the C++ tests (ctest), the tests on the emulated CUDA device
 #              and a smoke run of the benchmark

@@ -34,7 +34,7 @@ the next character after a window, as the assignment's.
 Checkpoints: after every epoch, in --checkpoints (default OUT/checkpoints),
 one file per (split, cell, seq_len). Run the same command again after an
 interruption and each run resumes from its last checkpoint; finished runs
-are only evaluated again. Outputs in --out (default build/shakespeare, which
+are only evaluated again. Outputs in --out (default shakespeare-out, which
 git ignores): per split, results.json (the rows, each with its curves and
 sample), results.md (the table, the machine, the samples) and run.json
 (options, data, machine, load average).
@@ -369,7 +369,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0, help="(default 0)")
-    p.add_argument("--out", default="build/shakespeare", metavar="DIR")
+    p.add_argument("--out", default="shakespeare-out", metavar="DIR")
     p.add_argument("--checkpoints", metavar="DIR", help="(default OUT/checkpoints)")
     p.add_argument("--sample", type=int, default=200, metavar="N", help="(default 200)")
     p.add_argument("--prompt", default="First", help="(default 'First')")
