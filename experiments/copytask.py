@@ -214,7 +214,7 @@ def train(
     "fixed": every batch train_len. Training stops after `steps` steps or,
     given time_budget, after the step that spends it. Returns (steps taken,
     the mean training loss per token, padding included, over the last tenth
-    of the steps planned or the last 100 taken, whichever is fewer: one
+    of the planned steps, at most the last 100 under a time budget: one
     batch's loss says little when its length is random)."""
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(optimizer, model.parameters(), lr)
