@@ -504,8 +504,8 @@ def main(argv=None):
         print(f"other processes used {100 * share:.0f}% of the machine's CPU time during the run")
     if args.load:
         print(
-            f"(--load {args.load}: its processes alone would take about {100 * expected:.0f}% "
-            "while the cases ran)"
+            f"(--load {args.load}: its processes take up to {100 * expected:.0f}% of it "
+            "while the cases run, less where the benchmark's threads share their cores)"
         )
     if busy:
         beyond = f" beyond --load's {100 * expected:.0f}%" if args.load else ""
