@@ -6,6 +6,8 @@ against torch.nn, and against the GEMMs that the recurrence cannot avoid
     python -m benchmarks.bench --smoke         # seconds, for CI
     python -m benchmarks.bench --full          # every size and sequence length
     python -m benchmarks.bench --device cuda   # modules, inputs and the limit on the GPU
+    python -m benchmarks.bench --num-layers 2 --bidirectional --sizes seed
+    python -m benchmarks.bench --load 1        # with one busy process beside it
     python -m benchmarks.bench --help
 
 For every case (cell x size x seq_len x mode) it
@@ -39,6 +41,7 @@ import torch
 from .agreement import EXCESS_FLOOR, REL_TOL, REL_TOLS, check_agreement
 from .cases import CELLS, DEFAULT_SIZES, MODES, SIZES, grid
 from .limit import limit_step, peak_gemm_rate
+from .load import busy_processes
 from .machine import (
     BUSY_WARN,
     available_cpus,
@@ -54,6 +57,7 @@ from .report import (
     format_machine,
     format_peak,
     format_table,
+    layers_label,
     legend,
     plot,
 )
@@ -64,7 +68,7 @@ DEVICES = ("cpu", "cuda")
 DTYPES = {str(t).removeprefix("torch."): t for t in [*REL_TOLS, *EXCESS_FLOOR]}
 
 
-def describe_case(cell, size_name, seq_len, mode, num_layers, device):
+def describe_case(cell, size_name, seq_len, mode, num_layers, device, bidirectional=False):
     """The part of a case's record that names the case."""
     size = SIZES[size_name]
     return {
@@ -74,6 +78,7 @@ def describe_case(cell, size_name, seq_len, mode, num_layers, device):
         "input": size.input,
         "hidden": size.hidden,
         "num_layers": num_layers,
+        "bidirectional": bidirectional,
         "seq_len": seq_len,
         "mode": mode,
         "device": device,
@@ -95,18 +100,29 @@ def run_case(
     device="cpu",
     dtype=torch.float32,
     peak=None,
+    bidirectional=False,
 ):
-    """Check and time one case on `device` in `dtype`; returns its record (a
-    JSON-able dict). `peak` (limit.peak_gemm_rate's dict, for `dtype`) turns
-    the limit's FLOPs into the limit at the machine's rate."""
-    record = describe_case(cell, size_name, seq_len, mode, num_layers, device)
+    """Check and time one case on `device` in `dtype`, `num_layers` deep and
+    `bidirectional` or not; returns its record (a JSON-able dict). `peak`
+    (limit.peak_gemm_rate's dict, for `dtype`) turns the limit's FLOPs into
+    the limit at the machine's rate."""
+    record = describe_case(cell, size_name, seq_len, mode, num_layers, device, bidirectional)
     record["dtype"] = str(dtype).removeprefix("torch.")
-    ref, ours = make_modules(cell, size_name, num_layers, device=device, dtype=dtype)
+    ref, ours = make_modules(
+        cell, size_name, num_layers, device=device, dtype=dtype, bidirectional=bidirectional
+    )
     x = make_input(size_name, seq_len, mode, device=device, dtype=dtype)
     record["check"] = check_agreement(ref, ours, x, mode, rel_tol)
 
     limit, calls, flops = limit_step(
-        cell, size_name, seq_len, mode, num_layers, device=device, dtype=dtype
+        cell,
+        size_name,
+        seq_len,
+        mode,
+        num_layers,
+        device=device,
+        dtype=dtype,
+        bidirectional=bidirectional,
     )
     steps = {"torch": make_step(ref, x, mode), "fastrnn": make_step(ours, x, mode), "limit": limit}
     before = cpu_snapshot()
@@ -285,6 +301,19 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--num-layers", type=int, default=1, help="layers (default 1)")
     p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="bidirectional modules (and the limit's GEMMs of both directions)",
+    )
+    p.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes (one CPU-bound loop each) beside the benchmark for the "
+        "whole run: fastrnn and torch.nn on a shared machine (default 0)",
+    )
+    p.add_argument(
         "--repeats",
         type=int,
         default=None,
@@ -337,6 +366,8 @@ def parse_args(argv=None):
         p.error("--threads and --num-layers must be at least 1")
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.load < 0:
+        p.error("--load must be at least 0")
     if args.smoke:
         args.sizes = args.sizes or ["small"]
         args.seq_lens = args.seq_lens or [10]
@@ -351,25 +382,13 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_cases(cases, args, info):
+    """The records of `cases` (cell, size, seq_len, mode) run with the
+    options `args`; a case that raises is recorded with its error."""
     try:
         from tqdm import tqdm
     except ImportError:  # the progress bar is optional
         tqdm = None
-
-    started = time.perf_counter()
-    run_before = cpu_snapshot()
-    torch.set_num_threads(args.threads)
-    cases = grid(args.sizes, args.cells, args.modes, args.seq_lens, args.full)
-    info = machine_info(quick=args.smoke, device=args.device, dtype=args.dtype)
-    print(format_machine(info))
-    print(
-        f"{len(cases)} cases, {args.num_layers} layer(s), "
-        f"{str(args.dtype).removeprefix('torch.')}; check: {check_rule(args.rel_tol)}",
-        flush=True,
-    )
-
     records = []
     bar = None
     if tqdm is not None and not args.no_progress:
@@ -393,15 +412,44 @@ def main(argv=None):
                 args.device,
                 args.dtype,
                 info["gemm_peak"],
+                args.bidirectional,
             )
         except Exception as e:  # report it in the table and carry on
-            record = describe_case(cell, size, seq_len, mode, args.num_layers, args.device)
+            record = describe_case(
+                cell, size, seq_len, mode, args.num_layers, args.device, args.bidirectional
+            )
             record["error"] = f"{type(e).__name__}: {e}"
         records.append(record)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
+    return records
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.perf_counter()
+    run_before = cpu_snapshot()
+    torch.set_num_threads(args.threads)
+    cases = grid(args.sizes, args.cells, args.modes, args.seq_lens, args.full)
+    info = machine_info(quick=args.smoke, device=args.device, dtype=args.dtype)
+    print(format_machine(info))
+    print(
+        f"{len(cases)} cases, {layers_label(args.num_layers, args.bidirectional)}, "
+        f"{str(args.dtype).removeprefix('torch.')}; check: {check_rule(args.rel_tol)}",
+        flush=True,
+    )
+    if args.load:
+        print(
+            f"load: {args.load} busy process(es) beside the cases (--load; the GEMM peak "
+            "above and at the end is measured without them)",
+            flush=True,
+        )
+    # The busy processes run from the first case to the last: the cases see
+    # a shared machine, the peak rate (the hardware's) is measured without them.
+    with busy_processes(args.load):
+        records = run_cases(cases, args, info)
 
     # The peak again: a busy phase at the start only slows the rate down, so
     # the limit takes the higher of the two.
@@ -448,16 +496,25 @@ def main(argv=None):
         except ImportError:
             print("matplotlib is not installed: no plot (pip install matplotlib)")
     print(f"{len(records)} cases in {wall:.1f} s")
-    busy = [r for r in records if (r.get("others_cpu") or 0) > BUSY_WARN]
+    # --load's processes are expected to take about load / cpus of the machine
+    expected = min(1.0, args.load / available_cpus())
+    busy = [r for r in records if (r.get("others_cpu") or 0) > expected + BUSY_WARN]
     share = info["others_cpu_during_run"]
     if share is not None:
         print(f"other processes used {100 * share:.0f}% of the machine's CPU time during the run")
+    if args.load:
+        print(
+            f"(--load {args.load}: its processes take up to {100 * expected:.0f}% of it "
+            "while the cases run, less where the benchmark's threads share their cores)"
+        )
     if busy:
+        beyond = f" beyond --load's {100 * expected:.0f}%" if args.load else ""
         print(
             f"WARNING: the machine was busy during {len(busy)} of {len(records)} cases "
-            f"(busy > {int(BUSY_WARN * 100)}%): their timings are unreliable. With more torch "
-            "threads than idle cores, each OpenMP region waits for the scheduler and times "
-            "can grow by orders of magnitude; rerun on a quiet machine (or with --threads 1)."
+            f"(busy > {int(BUSY_WARN * 100)}%{beyond}): their timings are unreliable. "
+            "With more torch threads than idle cores, each OpenMP region waits for the "
+            "scheduler and times can grow by orders of magnitude; rerun on a quiet machine "
+            "(or with --threads 1)."
         )
     if failed:
         print(f"\n{len(failed)} case(s) FAILED:")

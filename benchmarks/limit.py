@@ -14,15 +14,28 @@ from .mkl_gemm import FUNCTIONS, mkl_gemm_step
 from .timing import seconds_per_call
 
 
-def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu", dtype=torch.float32):
+def limit_step(
+    cell,
+    size,
+    seq_len,
+    mode,
+    num_layers=1,
+    seed=2,
+    device="cpu",
+    dtype=torch.float32,
+    bidirectional=False,
+):
     """The GEMMs a recurrence cannot avoid, with the shapes fastrnn runs, as
     torch.mm calls into preallocated out= tensors on `device` in `dtype`, in a Python loop.
 
-    Per layer, forward: one input GEMM [T*B, I] x [I, G*H] and T recurrent
-    GEMMs [B, H] x [H, G*H]. Train adds the backward: T GEMMs
-    [B, G*H] x [G*H, H] (the gradient of the state), and over all T*B rows
-    dW_ih [G*H, T*B] x [T*B, I], dW_hh [G*H, T*B] x [T*B, H] and
-    dX [T*B, G*H] x [G*H, I]. (I is H from the second layer on.)
+    Per layer and direction (D = 2 directions when `bidirectional`, else 1),
+    forward: one input GEMM [T*B, I] x [I, G*H] and T recurrent GEMMs
+    [B, H] x [H, G*H]. Train adds the backward: T GEMMs [B, G*H] x [G*H, H]
+    (the gradient of the state), and over all T*B rows dW_ih [G*H, T*B] x
+    [T*B, I], dW_hh [G*H, T*B] x [T*B, H] and dX [T*B, G*H] x [G*H, I]. I is
+    the input size in the first layer and D*H from the second layer on (the
+    directions' outputs side by side); both directions of a layer read the
+    same input.
 
     Returns (step, calls, flops): the callable, the number of torch.mm calls
     it makes, and their floating-point operations.
@@ -31,6 +44,7 @@ def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu", dt
     G = CELLS[cell][2]
     T, B, H = seq_len, size.batch, size.hidden
     N, GH = T * B, G * H
+    directions = 2 if bidirectional else 1
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
@@ -42,23 +56,24 @@ def limit_step(cell, size, seq_len, mode, num_layers=1, seed=2, device="cpu", dt
     calls = []  # (a, b, out), run in this order
     flops = 0
     for layer in range(num_layers):
-        I = size.input if layer == 0 else H  # noqa: E741 (the I of the docstring)
-        x = rand(N, I)  # the layer's input, [T*B, I]
-        w_ih, w_hh = rand(GH, I), rand(GH, H)
-        h = rand(B, H)
-        calls.append((x, w_ih.t(), empty(N, GH)))
-        h_proj = empty(B, GH)
-        calls += [(h, w_hh.t(), h_proj)] * T
-        flops += 2 * N * I * GH + T * 2 * B * H * GH
-        if mode == "train":
-            dgates = rand(N, GH)  # gate gradients of every step, [T*B, G*H]
-            h_prev = rand(N, H)
-            dh = empty(B, H)
-            calls += [(dgates[t * B : (t + 1) * B], w_hh, dh) for t in range(T)]
-            calls.append((dgates.t(), x, empty(GH, I)))  # dW_ih
-            calls.append((dgates.t(), h_prev, empty(GH, H)))  # dW_hh
-            calls.append((dgates, w_ih, empty(N, I)))  # dX
-            flops += T * 2 * B * GH * H + 2 * GH * N * I + 2 * GH * N * H + 2 * N * GH * I
+        I = size.input if layer == 0 else directions * H  # noqa: E741 (the I of the docstring)
+        x = rand(N, I)  # the layer's input, [T*B, I], read by every direction
+        for _ in range(directions):
+            w_ih, w_hh = rand(GH, I), rand(GH, H)
+            h = rand(B, H)
+            calls.append((x, w_ih.t(), empty(N, GH)))
+            h_proj = empty(B, GH)
+            calls += [(h, w_hh.t(), h_proj)] * T
+            flops += 2 * N * I * GH + T * 2 * B * H * GH
+            if mode == "train":
+                dgates = rand(N, GH)  # gate gradients of every step, [T*B, G*H]
+                h_prev = rand(N, H)
+                dh = empty(B, H)
+                calls += [(dgates[t * B : (t + 1) * B], w_hh, dh) for t in range(T)]
+                calls.append((dgates.t(), x, empty(GH, I)))  # dW_ih
+                calls.append((dgates.t(), h_prev, empty(GH, H)))  # dW_hh
+                calls.append((dgates, w_ih, empty(N, I)))  # dX
+                flops += T * 2 * B * GH * H + 2 * GH * N * I + 2 * GH * N * H + 2 * N * GH * I
     mm = torch.mm
 
     def step():

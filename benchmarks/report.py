@@ -29,6 +29,25 @@ COLUMNS = [  # header, width, format of a record
 ]
 
 
+# Shown only when some case is not one unidirectional layer.
+LAYERS_COLUMN = ("layers", 6, lambda r: _layers(r))
+
+
+def layers_label(num_layers, bidirectional):
+    """ "1 layer", "2 layers, bidirectional": a run's or a case's layers in words."""
+    words = f"{num_layers} layer{'s' if num_layers != 1 else ''}"
+    return words + (", bidirectional" if bidirectional else "")
+
+
+def _layers(r):
+    """A case's layers and directions for the table: "2 bi", "1 uni"."""
+    return f"{r.get('num_layers', 1)} {'bi' if r.get('bidirectional') else 'uni'}"
+
+
+def _plain(r):
+    return r.get("num_layers", 1) == 1 and not r.get("bidirectional")
+
+
 def _ms(v):
     if v is None:
         return "-"
@@ -80,17 +99,25 @@ def format_peak(peak):
 
 
 def format_table(records):
-    """One row per case record; "-" where a record lacks the value."""
-    head = "  ".join(h.rjust(w) if i > 3 else h.ljust(w) for i, (h, w, _) in enumerate(COLUMNS))
+    """One row per case record; "-" where a record lacks the value. A
+    "layers" column ("2 bi") follows "size" when some case is not one
+    unidirectional layer."""
+    columns = COLUMNS
+    if not all(_plain(r) for r in records):
+        columns = [*COLUMNS[:2], LAYERS_COLUMN, *COLUMNS[2:]]
+    named = len(columns) - len(COLUMNS) + 4  # the left-aligned columns that name the case
+    head = "  ".join(
+        h.rjust(w) if i >= named else h.ljust(w) for i, (h, w, _) in enumerate(columns)
+    )
     lines = [head, "-" * len(head)]
     for r in records:
         cells = []
-        for i, (_, w, f) in enumerate(COLUMNS):
+        for i, (_, w, f) in enumerate(columns):
             try:
                 v = f(r)
             except (KeyError, TypeError):
                 v = "-"
-            cells.append(v.rjust(w) if i > 3 else v.ljust(w))
+            cells.append(v.rjust(w) if i >= named else v.ljust(w))
         lines.append("  ".join(cells))
     return "\n".join(lines)
 
@@ -209,7 +236,11 @@ def plot(records, path):
             ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
             ax.set_xscale("log")
             s = SIZES[size]
-            ax.set_title(f"{size} (B={s.batch}, I={s.input}, H={s.hidden}), {mode}", fontsize=10)
+            layers = sorted({_layers(r) for r in records if r["size"] == size})
+            shape = "" if layers == ["1 uni"] else f", layers {'/'.join(layers)}"
+            ax.set_title(
+                f"{size} (B={s.batch}, I={s.input}, H={s.hidden}){shape}, {mode}", fontsize=10
+            )
             ax.set_xlabel("seq_len")
             ax.set_ylabel("speed-up vs torch.nn")
             ax.legend(fontsize=8)

@@ -7,15 +7,19 @@ import torch
 from .cases import CELLS, MODES, size_of
 
 
-def make_modules(cell, size, num_layers=1, seed=0, device="cpu", dtype=torch.float32):
+def make_modules(
+    cell, size, num_layers=1, seed=0, device="cpu", dtype=torch.float32, bidirectional=False
+):
     """(torch.nn module, fastrnn module) of `cell` at `size` (a name or a
-    Size), in `dtype`, with the same state_dict, on `device`. The weights are
-    drawn on the CPU, so every device gets the same ones."""
+    Size), `num_layers` deep and `bidirectional` or not, in `dtype`, with the
+    same state_dict, on `device`. The weights are drawn on the CPU, so every
+    device gets the same ones."""
     size = size_of(size)
     torch_cls, fast_cls, _ = CELLS[cell]
     torch.manual_seed(seed)
-    ref = torch_cls(size.input, size.hidden, num_layers=num_layers)
-    ours = fast_cls(size.input, size.hidden, num_layers=num_layers)
+    shape = {"num_layers": num_layers, "bidirectional": bidirectional}
+    ref = torch_cls(size.input, size.hidden, **shape)
+    ours = fast_cls(size.input, size.hidden, **shape)
     ours.load_state_dict(ref.state_dict())
     return ref.to(device, dtype), ours.to(device, dtype)
 

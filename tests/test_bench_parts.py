@@ -1,11 +1,19 @@
 """The kernel benchmark's parts (benchmarks/) that compute rather than time:
 the case grid, the command line, the agreement check, the limit's GEMM
-count, interleaved rounds and the report. They run with the tests, since
-`pytest benchmarks/ --benchmark-only` skips every test that is not a benchmark.
-Run from the repository root (`python -m pytest`), where `benchmarks` imports.
+count, interleaved rounds, the report, and the busy processes of --load.
+They run with the tests, since `pytest benchmarks/ --benchmark-only` skips
+every test that is not a benchmark. Run from the repository root
+(`python -m pytest`), where `benchmarks` imports.
 """
 
+import contextlib
+import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -14,6 +22,7 @@ from benchmarks import bench, report
 from benchmarks.agreement import EXCESS_FLOOR, REL_TOL, REL_TOLS, check_agreement
 from benchmarks.cases import SIZES, full_grid, grid
 from benchmarks.limit import gemm_candidates, gemm_rate, limit_step, peak_gemm_rate
+from benchmarks.load import busy_processes
 from benchmarks.machine import others_share, require_device
 from benchmarks.mkl_gemm import FUNCTIONS, mkl_gemm_step
 from benchmarks.timing import quartiles, synchronized, time_interleaved
@@ -266,3 +275,152 @@ def test_huge_size_is_left_out_of_the_cpu_full_grid():
     assert "huge" in SIZES
     assert all(size != "huge" for _, size, _, _ in full_grid())
     assert bench.parse_args(["--sizes", "huge"]).sizes == ["huge"]
+
+
+def test_limit_of_a_bidirectional_2_layer_case_is_the_hand_count():
+    # lstm at small: B 1, I 64, H 64, G*H = 4 * 64 = 256 gate columns; T 3, so N = T*B = 3 rows.
+    # Each direction of a layer, forward: the input projection [3, I] x [I, 256] and 3 steps
+    # [1, 64] x [64, 256]; the first layer's I is 64, the second's 2 * 64 = 128 (both
+    # directions' outputs side by side).
+    layer_0 = 2 * 3 * 64 * 256 + 3 * 2 * 1 * 64 * 256
+    layer_1 = 2 * 3 * 128 * 256 + 3 * 2 * 1 * 64 * 256
+    forward = 2 * (layer_0 + layer_1)  # two directions each
+    assert forward == 983_040
+    step, calls, flops = limit_step("lstm", "small", 3, "forward", 2, bidirectional=True)
+    step()
+    assert (calls, flops) == (2 * 2 * (1 + 3), forward)
+    # train adds per direction: 3 steps [1, 256] x [256, 64] (the state's gradient),
+    # dW_ih [256, 3] x [3, I], dW_hh [256, 3] x [3, 64] and dX [3, 256] x [256, I]
+    backward_0 = 3 * 2 * 1 * 256 * 64 + 2 * 256 * 3 * 64 + 2 * 256 * 3 * 64 + 2 * 3 * 256 * 64
+    backward_1 = 3 * 2 * 1 * 256 * 64 + 2 * 256 * 3 * 128 + 2 * 256 * 3 * 64 + 2 * 3 * 256 * 128
+    step, calls, flops = limit_step("lstm", "small", 3, "train", 2, bidirectional=True)
+    step()
+    assert (calls, flops) == (2 * 2 * (1 + 3 + 3 + 3), forward + 2 * (backward_0 + backward_1))
+    # one direction of the same: the second layer's input is H wide
+    _, _, one_way = limit_step("lstm", "small", 3, "forward", 2)
+    assert one_way == layer_0 + 2 * 3 * 64 * 256 + 3 * 2 * 1 * 64 * 256
+
+
+def test_bidirectional_and_load_options():
+    args = bench.parse_args(["--num-layers", "2", "--bidirectional", "--load", "3"])
+    assert (args.num_layers, args.bidirectional, args.load) == (2, True, 3)
+    args = bench.parse_args([])
+    assert (args.num_layers, args.bidirectional, args.load) == (1, False, 0)
+    ref, ours = make_modules("gru", "small", 2, bidirectional=True)
+    assert ref.bidirectional and ours.bidirectional and ours.num_layers == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--load", "-1"], "--load must be at least 0"),
+        (["--load", "x"], "argument --load: invalid int value: 'x'"),
+        (["--bidirectional=yes"], "argument --bidirectional: ignored explicit argument"),
+    ],
+)
+def test_bad_load_and_bidirectional_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.parse_args(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _running(pid):
+    """Whether process `pid` exists and is not a zombie (an orphan's zombie
+    waits for a reaper that a container may not have)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_load_processes_run_inside_the_block_and_are_gone_after_it():
+    with busy_processes(2) as procs:
+        pids = [p.pid for p in procs]
+        assert len(set(pids)) == 2 and all(p.poll() is None for p in procs)
+        assert all(_running(pid) for pid in pids)
+    assert all(p.returncode is not None for p in procs)
+    assert not any(_running(pid) for pid in pids)
+    with busy_processes(0) as procs:
+        assert procs == []
+    with pytest.raises(ValueError, match="at least 0"):
+        with busy_processes(-1):
+            pass
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_load_processes_are_gone_after_an_exception_inside(error):
+    with pytest.raises(error):
+        with busy_processes(2) as procs:
+            pids = [p.pid for p in procs]
+            raise error("stop")
+    assert all(p.returncode is not None for p in procs)
+    assert not any(_running(pid) for pid in pids)
+
+
+def test_load_processes_stop_by_themselves_when_the_benchmark_is_killed():
+    # a parent that starts two busy processes, says their pids and waits to be killed
+    code = (
+        "import time\n"
+        "from benchmarks.load import busy_processes\n"
+        "with busy_processes(2) as procs:\n"
+        "    print(*[p.pid for p in procs], flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_running(pid) for pid in pids)
+    finally:
+        parent.kill()  # SIGKILL: no finally runs in the parent
+        parent.wait()
+    deadline = time.monotonic() + 20  # they look at their parent every million iterations
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [pid for pid in pids if _running(pid)]
+    for pid in survivors:  # do not leave them spinning if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors
+
+
+def test_smoke_run_of_bidirectional_layers_under_load_writes_the_fields(
+    tmp_path, monkeypatch, capsys
+):
+    started = []
+
+    @contextlib.contextmanager
+    def recording_busy_processes(n):
+        with busy_processes(n) as procs:
+            started.extend(procs)
+            yield procs
+
+    monkeypatch.setattr(bench, "busy_processes", recording_busy_processes)
+    path = tmp_path / "bench.json"
+    argv = ["--smoke", "--bidirectional", "--num-layers", "2", "--load", "1", "--cells", "gru"]
+    argv += ["--repeats", "2", "--no-plot", "--no-progress", "--no-samples", "--json", str(path)]
+    assert bench.main(argv) == 0
+    assert len(started) == 1 and started[0].returncode is not None
+    assert not _running(started[0].pid)
+    out = json.loads(path.read_text())
+    assert (out["options"]["load"], out["options"]["bidirectional"]) == (1, True)
+    assert [(r["num_layers"], r["bidirectional"], r["mode"]) for r in out["cases"]] == [
+        (2, True, "forward"),
+        (2, True, "train"),
+    ]
+    assert all(r["check"]["ok"] and r["limit_flops"] > 0 for r in out["cases"])
+    text = capsys.readouterr().out
+    assert "2 cases, 2 layers, bidirectional, float32" in text
+    assert "load: 1 busy process(es)" in text
+    table = text[text.index("cell  size") :].splitlines()
+    assert table[0].split()[:3] == ["cell", "size", "layers"]
+    assert table[2].split()[:4] == ["gru", "small", "2", "bi"]
+
+
+def test_layers_column_only_when_a_case_is_not_one_unidirectional_layer():
+    one = {"cell": "rnn", "size": "small", "seq_len": 3, "mode": "train", "num_layers": 1}
+    assert "layers" not in report.format_table([dict(one, bidirectional=False)])
+    rows = report.format_table([one, dict(one, bidirectional=True)]).splitlines()
+    assert rows[0].split()[2] == "layers"
+    assert rows[2].split()[2:4] == ["1", "uni"] and rows[3].split()[2:4] == ["1", "bi"]
+    assert report.layers_label(1, False) == "1 layer"
