@@ -61,9 +61,8 @@ import fastrnn
 from .charmodels import CharRNN, check_backend, count_params
 from .chartrain import Vocabulary, sample
 from .cli import comma_list
-from .compare import _loadavg, _write_atomic
 from .corpora import CORPORA, CorpusUnavailable, load_text
-from .shakespeare import cpu_name
+from .runio import cpu_name, loadavg, write_atomic
 
 __all__ = [
     "KINDS",
@@ -504,7 +503,7 @@ def main(argv=None):
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "fastrnn": fastrnn.__version__,
-        "loadavg_start": _loadavg(),
+        "loadavg_start": loadavg(),
     }
     print(
         f"{name}: {len(text):,} characters, vocabulary {len(vocab)}; {len(args.models)} models, "
@@ -531,14 +530,14 @@ def main(argv=None):
             flush=True,
         )
         # after every model: a crash later keeps the finished ones
-        _write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
-        _write_atomic(out / "losses.json", json.dumps(curves) + "\n")
-    info["loadavg_end"] = _loadavg()
+        write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
+        write_atomic(out / "losses.json", json.dumps(curves) + "\n")
+    info["loadavg_end"] = loadavg()
     checks = ranking(rows)
     info["ranking"] = checks
-    _write_atomic(out / "run.json", json.dumps(info, indent=1) + "\n")
+    write_atomic(out / "run.json", json.dumps(info, indent=1) + "\n")
     md = report(name, rows, checks, info)
-    _write_atomic(out / "results.md", md)
+    write_atomic(out / "results.md", md)
     print()
     print(md)
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'run.json'}")

@@ -56,8 +56,8 @@ import fastrnn
 from .charmodels import RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import OBJECTIVES, TrainConfig, Vocabulary, evaluate, sample, train, window_starts
 from .cli import add_cells_and_seq_lens
-from .compare import _loadavg, _progress, _write_atomic
 from .corpora import CorpusUnavailable, load_text
+from .runio import cpu_name, loadavg, progress, write_atomic
 
 __all__ = [
     "SPLITS",
@@ -276,18 +276,6 @@ def markdown_table(rows):
     )
 
 
-def cpu_name():
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def split_report(split, rows, prompt, temperature):
     """results.md of one split: what the split is, the machine, the table,
     the samples."""
@@ -388,7 +376,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    started, load_start = time.perf_counter(), _loadavg()
+    started, load_start = time.perf_counter(), loadavg()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
@@ -438,17 +426,17 @@ def main(argv=None):
             "interrupted": interrupted,
             "wall_s": time.perf_counter() - started,
             "loadavg_start": load_start,
-            "loadavg_end": _loadavg(),
+            "loadavg_end": loadavg(),
         }
         for split, split_rows in rows.items():
             if split_rows:
                 (out / split).mkdir(parents=True, exist_ok=True)
-                _write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
+                write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
                 report = split_report(split, split_rows, args.prompt, args.temperature)
-                _write_atomic(out / split / "results.md", report)
-                _write_atomic(out / split / "run.json", json.dumps(info, indent=1) + "\n")
+                write_atomic(out / split / "results.md", report)
+                write_atomic(out / split / "run.json", json.dumps(info, indent=1) + "\n")
 
-    tqdm = _progress(not args.no_progress)
+    tqdm = progress(not args.no_progress)
     try:
         for split, cell, seq_len in runs:
             bar = (
