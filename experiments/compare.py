@@ -24,22 +24,18 @@ import argparse
 import csv
 import io
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-import fastrnn
-
 from .charmodels import CELLS, RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import TrainConfig, Vocabulary, sample, train
 from .cli import add_cells_and_seq_lens
 from .compare_plots import plot_all
 from .corpora import CORPORA, CorpusUnavailable, load_text, split_text
-from .runio import loadavg, progress, write_atomic
+from .runio import loadavg, machine, markdown, progress, write_atomic
 
 __all__ = [
     "ROW_KEYS",
@@ -192,10 +188,7 @@ def markdown_table(rows):
     lines = [
         [c.replace("x", "×") if i == 7 else c for i, c in enumerate(l)] for l in _table_lines(rows)
     ]
-    return "\n".join(
-        ["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-        + ["| " + " | ".join(l) + " |" for l in lines]
-    )
+    return markdown(TABLE_HEAD, lines)
 
 
 def parse_args(argv=None):
@@ -353,11 +346,7 @@ def main(argv=None):
             "train_characters": len(train_text),
             "val_characters": len(val_text),
             "vocabulary": len(vocab),
-            "torch": torch.__version__,
-            "fastrnn": fastrnn.__version__,
-            "threads": torch.get_num_threads(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
+            **machine(),
             "runs_planned": len(runs),
             "runs_finished": len(rows),
             "interrupted": interrupted,

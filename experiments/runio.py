@@ -5,6 +5,7 @@ how busy that machine was, and the optional progress bar.
     with atomic_path(path) as tmp:   # write tmp; on success it becomes path
         torch.save(state, tmp)
     write_atomic(path, text)         # the same for a text file
+    markdown(head, lines)            # a results.md table
 """
 
 import contextlib
@@ -12,7 +13,16 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_atomic", "loadavg", "cpu_name", "progress"]
+__all__ = [
+    "atomic_path",
+    "write_atomic",
+    "loadavg",
+    "cpu_name",
+    "machine",
+    "progress",
+    "step_bar",
+    "markdown",
+]
 
 
 @contextlib.contextmanager
@@ -57,6 +67,24 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def machine():
+    """What a run.json records of the software and the machine: torch's and
+    fastrnn's versions, torch's threads, the architecture, the CPU model and
+    the number of CPUs."""
+    import torch
+
+    import fastrnn
+
+    return {
+        "torch": torch.__version__,
+        "fastrnn": fastrnn.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "cpu": cpu_name(),
+        "cpus": os.cpu_count(),
+    }
+
+
 def progress(enabled):
     """tqdm's class when `enabled` and tqdm is installed, else None (the
     progress bar is optional)."""
@@ -67,3 +95,29 @@ def progress(enabled):
     except ImportError:
         return None
     return tqdm
+
+
+def step_bar(tqdm, desc):
+    """(bar, on_step) for chartrain.train: a bar over one epoch's steps,
+    redrawn every 50 steps; (None, None) when tqdm is None."""
+    if tqdm is None:
+        return None, None
+    bar = tqdm(desc=desc, unit="step", leave=False)
+
+    def on_step(epoch, step, steps, loss):
+        bar.total = steps
+        bar.n = step + 1
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
+        if step % 50 == 0 or step == steps - 1:
+            bar.refresh()
+
+    return bar, on_step
+
+
+def markdown(head, lines):
+    """A Markdown table: the column names `head`, then one row per sequence
+    of cell strings in `lines`."""
+    return "\n".join(
+        ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        + ["| " + " | ".join(line) + " |" for line in lines]
+    )

@@ -46,8 +46,6 @@ table, the demo's published figures and whether the ranking holds).
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -56,13 +54,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import fastrnn
-
 from .charmodels import CharRNN, check_backend, count_params
 from .chartrain import Vocabulary, sample
 from .cli import comma_list
 from .corpora import CORPORA, CorpusUnavailable, load_text
-from .runio import cpu_name, loadavg, write_atomic
+from .runio import loadavg, machine, markdown, write_atomic
 
 __all__ = [
     "KINDS",
@@ -352,10 +348,7 @@ def markdown_table(rows):
                 f"{demo['test_easy'][1]} / {demo['tailor_swift_lyrics'][1]}" if demo else "",
             )
         )
-    return "\n".join(
-        ["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-        + ["| " + " | ".join(l) + " |" for l in lines]
-    )
+    return markdown(TABLE_HEAD, lines)
 
 
 def _yes(value):
@@ -497,12 +490,7 @@ def main(argv=None):
         "text": name,
         "characters": len(text),
         "vocabulary": len(vocab),
-        "cpu": cpu_name(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "fastrnn": fastrnn.__version__,
+        **machine(),
         "loadavg_start": loadavg(),
     }
     print(
