@@ -9,7 +9,8 @@ head, each configuration trained for the same time on fastrnn.
 Every run is the Tiny Shakespeare study's (experiments.shakespeare: its
 splits, its model, its training and its measures), with the assignment's
 settings (embedding 128, batch 128, Adam at 5e-3, the loss at the last
-position) but for what the study varies:
+position; --objective all trains on every position) but for what the study
+varies:
 
     --layers   recurrent layers (default 1,2,3)
     --hidden   hidden size (default 128,256,512; the embedding stays 128
@@ -53,6 +54,7 @@ import torch
 import fastrnn
 
 from .charmodels import HEADS, RECURRENT
+from .chartrain import OBJECTIVES
 from .cli import comma_list
 from .compare_plots import COLOURS, pyplot
 from .corpora import CorpusUnavailable
@@ -84,6 +86,7 @@ SETTINGS = (
     "batch_size",
     "lr",
     "clip",
+    "objective",
     "seed",
     "eval_windows",
 )  # and the number of threads
@@ -178,7 +181,8 @@ def report(rows, settings, threads, prompt, temperature):
         f"## Tiny Shakespeare: layers, hidden size and head at equal training time\n\n"
         f"{s['split']} split ({ABOUT_SPLIT[s['split']]}); seq_len {s['seq_len']}, "
         f"{s['time_budget_s']:g} s of training per run (the steps only), batch "
-        f"{s['batch_size']}, Adam at {s['lr']:g}, embedding {s['embed_size']}; validation and "
+        f"{s['batch_size']}, Adam at {s['lr']:g}, embedding {s['embed_size']}, the loss at "
+        f"{'the last position' if s['objective'] == 'last' else 'every position'}; validation and "
         f"test on {rows[0]['test_windows']:,} windows each, evenly spaced over their parts. "
         f"{cpu_name()}, {threads} thread(s), float32, fastrnn {fastrnn.__version__}.\n\n"
         f"{markdown_table(rows)}\n\nSamples (prompt {prompt!r}, temperature "
@@ -305,6 +309,13 @@ def parse_args(argv=None):
             default=preset[name],
             help=f"(default {preset[name]:g}, the assignment's)",
         )
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=preset["objective"],
+        help="the training loss: at the last position only (the assignment's model, "
+        "default) or at every position (char-rnn's); scored at the last position either way",
+    )
     p.add_argument("--text", metavar="PATH", help="another UTF-8 text instead of Tiny Shakespeare")
     p.add_argument(
         "--fraction", type=float, default=1.0, help="the first FRACTION of the text (default 1)"
@@ -389,11 +400,7 @@ def main(argv=None):
     tqdm = progress(not args.no_progress)
     try:
         for config in todo:
-            run_args = argparse.Namespace(
-                **{**vars(args), **config},
-                steps_per_epoch=0,
-                objective=PRESETS["assignment"]["objective"],
-            )
+            run_args = argparse.Namespace(**{**vars(args), **config}, steps_per_epoch=0)
             checkpoint = None
             if args.checkpoints:
                 checkpoint = str(Path(args.checkpoints) / (label(config).replace(" ", "-") + ".pt"))

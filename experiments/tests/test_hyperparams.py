@@ -147,6 +147,7 @@ def test_command_measures_every_run_on_fastrnn_and_resumes(tmp_path, text_args, 
         assert r["flops_per_sequence"] == model.flops_per_sequence(50, last=True)
         assert r["test_targets_in_training_text"] == 0.0  # the positional split
         assert r["settings"]["time_budget_s"] == 1.0 and r["settings"]["seq_len"] == 50
+        assert r["settings"]["objective"] == "last"
     plain, fc = rows
     assert fc["params"] - plain["params"] == 16 * 16 + 16
     assert fc["flops_per_sequence"] - plain["flops_per_sequence"] == 3 * 2 * 16 * 16
@@ -194,6 +195,10 @@ def test_arguments():
         ["plain", "fc"],
     )
     assert (args.seq_len, args.split, args.time_budget_s) == (50, "positional", 60.0)
+    assert (
+        args.objective == "last"
+        and hyperparams.parse_args(["--objective", "all"]).objective == "all"
+    )
     assert len(hyperparams.plan_runs(args.cells, args.layers, args.hidden, args.head)) == 18
     for bad in (["--head", "mlp"], ["--time-budget", "0"], ["--layers", "0"], ["--cells", "cnn"]):
         with pytest.raises(SystemExit):
