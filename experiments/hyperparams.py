@@ -58,7 +58,16 @@ from .chartrain import OBJECTIVES
 from .cli import comma_list
 from .compare_plots import COLOURS, pyplot
 from .corpora import CorpusUnavailable
-from .runio import cpu_name, loadavg, machine, markdown, progress, step_bar, write_atomic
+from .runio import (
+    atomic_path,
+    cpu_name,
+    loadavg,
+    machine,
+    markdown,
+    progress,
+    step_bar,
+    write_atomic,
+)
 from .shakespeare import ABOUT_SPLIT, PRESETS, SPLITS, load_ids, run_one
 
 __all__ = [
@@ -90,12 +99,11 @@ SETTINGS = (
     "seed",
     "eval_windows",
 )  # and the number of threads
-# The model options a row varies, in the table's order.
-VARIED = ("cell", "num_layers", "hidden_size", "head")
 
 
 def plan_runs(cells, layers, hiddens, heads):
-    """The configurations, each a dict of VARIED, in run order."""
+    """The configurations, each a dict of cell, num_layers, hidden_size and
+    head, in run order."""
     return [
         dict(cell=c, num_layers=n, hidden_size=h, head=head)
         for c in cells
@@ -106,14 +114,13 @@ def plan_runs(cells, layers, hiddens, heads):
 
 
 def label(config):
-    """ "lstm 2x256 fc": cell, layers x hidden size, head."""
+    """A configuration's name: cell, layers x hidden size, head ("lstm 2x256 fc")."""
     return f"{config['cell']} {config['num_layers']}x{config['hidden_size']} {config['head']}"
 
 
 def _order(row):
-    return (list(RECURRENT).index(row["cell"]), row["num_layers"], row["hidden_size"]) + (
-        HEADS.index(row["head"]),
-    )
+    cell, head = list(RECURRENT).index(row["cell"]), HEADS.index(row["head"])
+    return cell, row["num_layers"], row["hidden_size"], head
 
 
 def finished_rows(path, settings):
@@ -242,7 +249,8 @@ def plot_study(rows, out):
         )
         fig.tight_layout()
         path = out / f"{key}.png"
-        fig.savefig(path, dpi=110)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
         paths.append(path)
     return paths
