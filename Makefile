@@ -9,6 +9,10 @@
 #              seq_len 20, 30, 50, on its random split and a positional one
 #              (experiments.shakespeare; FASTRNN_DATA names the text; resumes
 #              from its checkpoints in shakespeare-out)
+# make hyperparams  the assignment's hyperparameter study: Tiny Shakespeare
+#              LSTM over layers 1-3, hidden 128-512, with and without a hidden
+#              fully connected layer, 60 s of training each
+#              (experiments.hyperparams; skips the runs in hyperparams-out)
 # make test    the library's tests, the experiments' tests, the lower ISAs,
 #              the C++ tests (ctest), the tests on the emulated CUDA device
 #              and a smoke run of the benchmark
@@ -54,7 +58,7 @@ CUDA_DEPS  := $(CUDA_VENV)/.fastrnn-deps
 CUDA_EXT   := build/.fastrnn-cuda-ext
 CUDA_LIB   := build/cuda-lib
 
-.PHONY: setup build run shakespeare bench test test-py test-isa test-cpp bench-smoke lint format clean \
+.PHONY: setup build run shakespeare hyperparams bench test test-py test-isa test-cpp bench-smoke lint format clean \
 	build-cuda test-cuda-build test-cuda-emulated test-gpu
 
 setup: build
@@ -78,6 +82,9 @@ run: build
 
 shakespeare: build
 	$(PY) -m experiments.shakespeare $(ARGS)
+
+hyperparams: build
+	$(PY) -m experiments.hyperparams $(ARGS)
 
 bench: build
 	$(PY) -m benchmarks.bench $(ARGS)

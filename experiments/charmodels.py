@@ -1,6 +1,7 @@
 """Next-character models of the comparison, and what each one costs.
 
-    rnn, lstm, gru   embedding -> recurrent layers -> linear over the vocabulary;
+    rnn, lstm, gru   embedding -> recurrent layers -> linear over the vocabulary
+                     (head "fc": a hidden Linear(H, H) + ReLU before it);
                      backend "fastrnn" builds fastrnn.RNN/LSTM/GRU, "torch"
                      torch.nn.RNN/LSTM/GRU, with the same weights for the same seed
     cnn              embedding -> causal dilated 1-D convolutions -> linear
@@ -35,6 +36,7 @@ __all__ = [
     "CELLS",
     "RECURRENT",
     "BACKENDS",
+    "HEADS",
     "CharRNN",
     "CausalConvNet",
     "CausalAttention",
@@ -52,31 +54,47 @@ RECURRENT = {
     "gru": (nn.GRU, fastrnn.GRU, 3),
 }
 CELLS = ("rnn", "lstm", "gru", "cnn", "attention")
+HEADS = ("plain", "fc")  # CharRNN's head
 BACKENDS = ("fastrnn", "torch")
 
 
 class CharRNN(nn.Module):
-    def __init__(self, cell, backend, vocab_size, embed_size, hidden_size, num_layers):
+    """head "plain": the recurrent output -> linear over the vocabulary;
+    "fc": a hidden fully connected layer first, Linear(H, H) + ReLU (the
+    assignment's "fully connected network" hyperparameter)."""
+
+    def __init__(
+        self, cell, backend, vocab_size, embed_size, hidden_size, num_layers, head="plain"
+    ):
         super().__init__()
         torch_cls, fast_cls, self.gates = RECURRENT[cell]
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
         cls = fast_cls if backend == "fastrnn" else torch_cls
         self.cell, self.backend = cell, backend
         self.embed = nn.Embedding(vocab_size, embed_size)
         self.rnn = cls(embed_size, hidden_size, num_layers=num_layers, batch_first=True)
+        # built before the output layer, and only for "fc": a plain model
+        # draws the same weights from the seed as before the option existed
+        self.fc = nn.Linear(hidden_size, hidden_size) if head == "fc" else None
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, ids, last=False):
         output, _ = self.rnn(self.embed(ids))
-        return self.head(output[:, -1] if last else output)
+        output = output[:, -1] if last else output
+        if self.fc is not None:
+            output = F.relu(self.fc(output))
+        return self.head(output)
 
     def flops_per_sequence(self, seq_len, last=False):
         """last: the head at the last position only (forward(ids, last=True))."""
         G, H, L = self.gates, self.rnn.hidden_size, self.rnn.num_layers
         E, V = self.embed.embedding_dim, self.embed.num_embeddings
         recurrent = 2 * G * H * (E + H) + (L - 1) * 2 * G * H * (H + H)
-        forward = seq_len * recurrent + (1 if last else seq_len) * 2 * H * V
+        head = 2 * H * V + (2 * H * H if self.fc is not None else 0)
+        forward = seq_len * recurrent + (1 if last else seq_len) * head
         # dh0 of each layer: the initial state is zero and needs no gradient
         return 3 * forward - L * 2 * G * H * H
 
@@ -190,13 +208,15 @@ def build_model(
     num_layers=1,
     seed=0,
     dtype=torch.float32,
+    head="plain",
 ):
     """The model of `cell`, initialised from `seed` alone: the same seed gives
     the same weights under either backend. cnn and attention are torch ops
-    under any backend (fastrnn has no kernel for them)."""
+    under any backend (fastrnn has no kernel for them); `head` (HEADS) is
+    the recurrent models' only."""
     torch.manual_seed(seed)
     if cell in RECURRENT:
-        model = CharRNN(cell, backend, vocab_size, embed_size, hidden_size, num_layers)
+        model = CharRNN(cell, backend, vocab_size, embed_size, hidden_size, num_layers, head)
     elif cell == "cnn":
         model = CausalConvNet(vocab_size, embed_size, hidden_size, seq_len)
     elif cell == "attention":

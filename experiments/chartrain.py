@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .runio import atomic_path
+
 __all__ = [
     "OBJECTIVES",
     "Vocabulary",
@@ -147,12 +149,10 @@ def _warm_up(model, x, y, last):
 
 
 def _save_checkpoint(path, state):
-    """Into PATH.part first, then renamed: an interruption mid-write leaves
-    the previous epoch's checkpoint whole."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.part"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Through atomic_path: an interruption mid-write leaves the previous
+    epoch's checkpoint whole."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _resume(path, model, opt, gen, config, meta):

@@ -24,21 +24,18 @@ import argparse
 import csv
 import io
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-import fastrnn
-
 from .charmodels import CELLS, RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import TrainConfig, Vocabulary, sample, train
 from .cli import add_cells_and_seq_lens
 from .compare_plots import plot_all
 from .corpora import CORPORA, CorpusUnavailable, load_text, split_text
+from .runio import loadavg, machine, markdown, progress, write_atomic
 
 __all__ = [
     "ROW_KEYS",
@@ -191,10 +188,7 @@ def markdown_table(rows):
     lines = [
         [c.replace("x", "×") if i == 7 else c for i, c in enumerate(l)] for l in _table_lines(rows)
     ]
-    return "\n".join(
-        ["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-        + ["| " + " | ".join(l) + " |" for l in lines]
-    )
+    return markdown(TABLE_HEAD, lines)
 
 
 def parse_args(argv=None):
@@ -291,45 +285,18 @@ def parse_args(argv=None):
     return args
 
 
-def _progress(enabled):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the progress bar is optional
-        return None
-    return tqdm
-
-
-def _loadavg():
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
-def _write_atomic(path, text):
-    """Into PATH.part first, then renamed: a Ctrl-C or a crash mid-write
-    leaves the previous complete file, never a truncated one."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_outputs(out, rows, curves, run_info, samples):
     out.mkdir(parents=True, exist_ok=True)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=ROW_KEYS)
     writer.writeheader()
     writer.writerows(rows)
-    _write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
-    _write_atomic(out / "results.csv", table.getvalue())
-    _write_atomic(out / "curves.json", json.dumps(curves, indent=1) + "\n")
-    _write_atomic(out / "run.json", json.dumps(run_info, indent=1) + "\n")
+    write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
+    write_atomic(out / "results.csv", table.getvalue())
+    write_atomic(out / "curves.json", json.dumps(curves, indent=1) + "\n")
+    write_atomic(out / "run.json", json.dumps(run_info, indent=1) + "\n")
     if samples:
-        _write_atomic(
+        write_atomic(
             out / "samples.txt",
             "".join(f"=== {c} seq_len={t} {b}\n{s}\n\n" for (c, t, b), s in samples.items()),
         )
@@ -338,7 +305,7 @@ def write_outputs(out, rows, curves, run_info, samples):
 def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
-    load_start = _loadavg()
+    load_start = loadavg()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
@@ -379,22 +346,18 @@ def main(argv=None):
             "train_characters": len(train_text),
             "val_characters": len(val_text),
             "vocabulary": len(vocab),
-            "torch": torch.__version__,
-            "fastrnn": fastrnn.__version__,
-            "threads": torch.get_num_threads(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
+            **machine(),
             "runs_planned": len(runs),
             "runs_finished": len(rows),
             "interrupted": interrupted,
             "wall_s": time.perf_counter() - started,
             # other work on a shared machine slows every run: say how busy it was
             "loadavg_start": load_start,
-            "loadavg_end": _loadavg(),
+            "loadavg_end": loadavg(),
         }
         write_outputs(out, rows, curves, run_info, samples)
 
-    tqdm = _progress(not args.no_progress)
+    tqdm = progress(not args.no_progress)
     bar = epochs = None
     # Ctrl-C anywhere in the loop, the progress bars and the writes included,
     # stops it; the finished rows are on disk already and reported below

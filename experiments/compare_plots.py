@@ -9,7 +9,7 @@ One colour per cell; fastrnn solid with dots, torch.nn dashed with hollow
 squares, so that where the backends agree the lines lie on each other.
 """
 
-__all__ = ["plot_all"]
+__all__ = ["COLOURS", "pyplot", "plot_all"]
 
 COLOURS = {
     "rnn": "tab:blue",
@@ -25,7 +25,9 @@ STYLE = {
 }
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot drawing into files only (Agg); ImportError
+    without matplotlib."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +95,7 @@ def _loss_curves(plt, curves, path):
 def plot_all(rows, curves, out):
     """Writes the three figures into the folder `out`; returns their paths.
     Raises ImportError without matplotlib."""
-    plt = _pyplot()
+    plt = pyplot()
     return [
         _against_seq_len(
             plt,

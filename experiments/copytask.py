@@ -37,7 +37,6 @@ length generalisation breaks.
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ from torch import nn
 from .charmodels import RECURRENT
 from .cli import comma_list
 from .rmsprop import RMSPropTF
+from .runio import cpu_name, progress
 
 __all__ = [
     "PRESETS",
@@ -292,16 +292,6 @@ def format_table(rows, train_len):
     return "\n".join(lines)
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m experiments.copytask",
@@ -395,10 +385,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
+    tqdm = progress(not args.no_progress)
     lengths = f"exactly {args.train_len}" if args.train_lens == "fixed" else f"1..{args.train_len}"
     padding = f", padded to {args.pad_to}" if args.pad_to > args.train_len else ""
     print(
@@ -425,7 +412,7 @@ def main(argv=None):
         )
         bar = (
             None
-            if tqdm is None or args.no_progress
+            if tqdm is None
             else tqdm(total=args.steps, desc=cell, unit="step", file=sys.stderr, leave=False)
         )
 

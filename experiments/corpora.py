@@ -19,10 +19,11 @@ import importlib
 import io
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from .runio import atomic_path
 
 __all__ = [
     "CORPORA",
@@ -105,17 +106,11 @@ def _in_fastrnn_data():
 def _download(url, path, timeout):
     """Into a temporary file first, so an interrupted download leaves no
     truncated file in the cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
             while chunk := r.read(1 << 16):
                 out.write(chunk)
         _check_size(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def tinyshakespeare(download=True, timeout=30):

@@ -46,8 +46,6 @@ table, the demo's published figures and whether the ranking holds).
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -56,14 +54,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import fastrnn
-
 from .charmodels import CharRNN, check_backend, count_params
 from .chartrain import Vocabulary, sample
 from .cli import comma_list
-from .compare import _loadavg, _write_atomic
 from .corpora import CORPORA, CorpusUnavailable, load_text
-from .shakespeare import cpu_name
+from .runio import loadavg, machine, markdown, write_atomic
 
 __all__ = [
     "KINDS",
@@ -353,10 +348,7 @@ def markdown_table(rows):
                 f"{demo['test_easy'][1]} / {demo['tailor_swift_lyrics'][1]}" if demo else "",
             )
         )
-    return "\n".join(
-        ["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-        + ["| " + " | ".join(l) + " |" for l in lines]
-    )
+    return markdown(TABLE_HEAD, lines)
 
 
 def _yes(value):
@@ -498,13 +490,8 @@ def main(argv=None):
         "text": name,
         "characters": len(text),
         "vocabulary": len(vocab),
-        "cpu": cpu_name(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "fastrnn": fastrnn.__version__,
-        "loadavg_start": _loadavg(),
+        **machine(),
+        "loadavg_start": loadavg(),
     }
     print(
         f"{name}: {len(text):,} characters, vocabulary {len(vocab)}; {len(args.models)} models, "
@@ -531,14 +518,14 @@ def main(argv=None):
             flush=True,
         )
         # after every model: a crash later keeps the finished ones
-        _write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
-        _write_atomic(out / "losses.json", json.dumps(curves) + "\n")
-    info["loadavg_end"] = _loadavg()
+        write_atomic(out / "results.json", json.dumps(rows, indent=1) + "\n")
+        write_atomic(out / "losses.json", json.dumps(curves) + "\n")
+    info["loadavg_end"] = loadavg()
     checks = ranking(rows)
     info["ranking"] = checks
-    _write_atomic(out / "run.json", json.dumps(info, indent=1) + "\n")
+    write_atomic(out / "run.json", json.dumps(info, indent=1) + "\n")
     md = report(name, rows, checks, info)
-    _write_atomic(out / "results.md", md)
+    write_atomic(out / "results.md", md)
     print()
     print(md)
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'run.json'}")

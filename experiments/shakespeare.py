@@ -43,8 +43,6 @@ sample), results.md (the table, the machine, the samples) and run.json
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -56,14 +54,16 @@ import fastrnn
 from .charmodels import RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import OBJECTIVES, TrainConfig, Vocabulary, evaluate, sample, train, window_starts
 from .cli import add_cells_and_seq_lens
-from .compare import _loadavg, _progress, _write_atomic
 from .corpora import CorpusUnavailable, load_text
+from .runio import cpu_name, loadavg, machine, markdown, progress, step_bar, write_atomic
 
 __all__ = [
     "SPLITS",
     "PRESETS",
     "Part",
     "make_split",
+    "load_ids",
+    "thin_out",
     "leaked_fraction",
     "run_one",
     "markdown_table",
@@ -73,6 +73,11 @@ __all__ = [
 
 SPLITS = ("assignment", "positional")
 FRACTIONS = (0.8, 0.1, 0.1)  # train, validation, test
+ABOUT_SPLIT = {  # for the reports
+    "assignment": "windows split at random (the assignment's protocol): test targets "
+    "lie inside training windows, so test accuracy is recall of the training text",
+    "positional": "the text cut by position: train, validation and test share no character",
+}
 # The assignment's model and training, from its course's code: embedding as
 # wide as the hidden state, one layer of 128, Adam at 5e-3 (the course's
 # character-prediction example), batch 128 (its Tiny Shakespeare loader), 20
@@ -148,9 +153,42 @@ def leaked_fraction(parts, seq_len):
     return covered[test.starts + seq_len].double().mean().item()
 
 
+def load_ids(path, fraction, seq_len):
+    """(name, text, vocabulary, ids) of the text at `path` (None: Tiny
+    Shakespeare), cut to its first `fraction`; the vocabulary is the whole
+    text's, as the assignment's loader. Raises ValueError when the
+    validation and test parts would hold no window of seq_len (and what
+    corpora.load_text raises)."""
+    name, text = load_text(path, "tinyshakespeare")
+    vocab = Vocabulary(text)
+    text = text[: round(len(text) * fraction)]
+    ids = vocab.encode(text)
+    shortest = len(ids) * min(FRACTIONS)
+    if seq_len + 1 >= shortest:
+        raise ValueError(
+            f"{len(ids)} characters leave {shortest:.0f} per validation or test part, "
+            "too few for these --seq-lens; raise --fraction"
+        )
+    return name, text, vocab, ids
+
+
+def thin_out(part, n):
+    """At most n of the part's windows, evenly spaced over it (all of them
+    when n is 0): an evaluation that costs less and still covers the whole
+    part."""
+    if not n or len(part) <= n:
+        return part
+    return Part(part.ids, part.starts[torch.linspace(0, len(part) - 1, n).round().long()])
+
+
 def run_one(split, cell, seq_len, vocab, ids, args, checkpoint, on_step=None):
-    """Train (or resume) one run and measure it; returns (row, model)."""
+    """Train (or resume) one run and measure it; returns (row, model).
+    args.head and args.eval_windows (thin_out of the validation and test
+    parts) are optional: "plain" and all windows without them."""
     parts = make_split(ids, seq_len, split, args.seed)
+    eval_windows = getattr(args, "eval_windows", 0)
+    parts = {k: p if k == "train" else thin_out(p, eval_windows) for k, p in parts.items()}
+    head = getattr(args, "head", "plain")
     model = build_model(
         cell,
         "fastrnn",
@@ -160,6 +198,7 @@ def run_one(split, cell, seq_len, vocab, ids, args, checkpoint, on_step=None):
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         seed=args.seed,
+        head=head,
     )
     check_backend(model, cell, "fastrnn")
     budget = args.time_budget_s
@@ -182,6 +221,9 @@ def run_one(split, cell, seq_len, vocab, ids, args, checkpoint, on_step=None):
             "characters": len(ids),
             "vocabulary": len(vocab),
             **{k: getattr(args, k) for k in ("hidden_size", "embed_size", "num_layers")},
+            # only where it is not the default: checkpoints saved before the
+            # option existed still match their runs
+            **({"head": head} if head != "plain" else {}),
         },
     )
     began = time.perf_counter()
@@ -197,6 +239,9 @@ def run_one(split, cell, seq_len, vocab, ids, args, checkpoint, on_step=None):
         "split": split,
         "cell": cell,
         "seq_len": seq_len,
+        "num_layers": args.num_layers,
+        "hidden_size": args.hidden_size,
+        "head": head,
         "epochs": len(history["train_loss"]),
         "steps": sum(history["steps"]),
         "train_windows": len(parts["train"]),
@@ -270,32 +315,13 @@ def markdown_table(rows):
         )
         for r in rows
     ]
-    return "\n".join(
-        ["| " + " | ".join(TABLE_HEAD) + " |", "|" + " --- |" * len(TABLE_HEAD)]
-        + ["| " + " | ".join(l) + " |" for l in lines]
-    )
-
-
-def cpu_name():
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return markdown(TABLE_HEAD, lines)
 
 
 def split_report(split, rows, prompt, temperature):
     """results.md of one split: what the split is, the machine, the table,
     the samples."""
-    about = {
-        "assignment": "windows split at random (the assignment's protocol): test targets "
-        "lie inside training windows, so test accuracy is recall of the training text",
-        "positional": "the text cut by position: train, validation and test share no character",
-    }[split]
+    about = ABOUT_SPLIT[split]
     leak = ", ".join(f"{100 * r['test_targets_in_training_text']:.1f}%" for r in rows)
     samples = "\n\n".join(
         f"{r['cell']} seq_len {r['seq_len']}:\n\n```\n{r['sample']}\n```" for r in rows
@@ -388,27 +414,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    started, load_start = time.perf_counter(), _loadavg()
+    started, load_start = time.perf_counter(), loadavg()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        name, text = load_text(args.text, "tinyshakespeare")
+        name, text, vocab, ids = load_ids(args.text, args.fraction, max(args.seq_lens))
     except (CorpusUnavailable, OSError, ValueError) as e:
         print(f"experiments.shakespeare: {e}", file=sys.stderr)
         return 2
-    vocab = Vocabulary(text)  # of the whole text, as the assignment's loader
-    text = text[: round(len(text) * args.fraction)]
-    ids = vocab.encode(text)
     splits = list(SPLITS) if args.split == "both" else [args.split]
     runs = [(s, c, t) for s in splits for c in args.cells for t in args.seq_lens]
-    shortest = len(ids) * min(FRACTIONS)
-    if max(args.seq_lens) + 1 >= shortest:
-        print(
-            f"experiments.shakespeare: {len(ids)} characters leave {shortest:.0f} per "
-            "validation or test part, too few for these --seq-lens; raise --fraction",
-            file=sys.stderr,
-        )
-        return 2
     out = Path(args.out)
     checkpoints = Path(args.checkpoints) if args.checkpoints else out / "checkpoints"
     print(
@@ -427,42 +442,26 @@ def main(argv=None):
             "corpus": name,
             "characters": len(text),
             "vocabulary": len(vocab),
-            "torch": torch.__version__,
-            "fastrnn": fastrnn.__version__,
-            "threads": torch.get_num_threads(),
-            "machine": platform.machine(),
-            "cpu": cpu_name(),
-            "cpus": os.cpu_count(),
+            **machine(),
             "runs_planned": len(runs),
             "runs_finished": sum(map(len, rows.values())),
             "interrupted": interrupted,
             "wall_s": time.perf_counter() - started,
             "loadavg_start": load_start,
-            "loadavg_end": _loadavg(),
+            "loadavg_end": loadavg(),
         }
         for split, split_rows in rows.items():
             if split_rows:
                 (out / split).mkdir(parents=True, exist_ok=True)
-                _write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
+                write_atomic(out / split / "results.json", json.dumps(split_rows, indent=1))
                 report = split_report(split, split_rows, args.prompt, args.temperature)
-                _write_atomic(out / split / "results.md", report)
-                _write_atomic(out / split / "run.json", json.dumps(info, indent=1) + "\n")
+                write_atomic(out / split / "results.md", report)
+                write_atomic(out / split / "run.json", json.dumps(info, indent=1) + "\n")
 
-    tqdm = _progress(not args.no_progress)
+    tqdm = progress(not args.no_progress)
     try:
         for split, cell, seq_len in runs:
-            bar = (
-                tqdm(desc=f"{split} {cell} T={seq_len}", unit="step", leave=False) if tqdm else None
-            )
-
-            def on_step(epoch, step, steps, loss, bar=bar):
-                if bar is not None:
-                    bar.total = steps
-                    bar.n = step + 1
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}", refresh=False)
-                    if step % 50 == 0 or step == steps - 1:
-                        bar.refresh()
-
+            bar, on_step = step_bar(tqdm, f"{split} {cell} T={seq_len}")
             path = checkpoints / f"{split}-{cell}-{seq_len}.pt"
             row, _ = run_one(split, cell, seq_len, vocab, ids, args, str(path), on_step)
             if bar is not None:

@@ -174,7 +174,7 @@ def test_compare_writes_each_run_as_it_finishes(tmp_path, monkeypatch, capsys, w
 
     monkeypatch.setattr(compare, "train", second_fails)
     if where == "progress bar":
-        monkeypatch.setattr(compare, "_progress", lambda enabled: _CtrlCBar)
+        monkeypatch.setattr(compare, "progress", lambda enabled: _CtrlCBar)
     out = tmp_path / "out"
     argv = [
         "--cells",
