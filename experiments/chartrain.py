@@ -35,6 +35,7 @@ from .runio import atomic_path
 
 __all__ = [
     "OBJECTIVES",
+    "LR_DECAYS",
     "Vocabulary",
     "TrainConfig",
     "window_starts",
@@ -45,6 +46,12 @@ __all__ = [
 ]
 
 OBJECTIVES = ("all", "last")
+# The learning rate over a run: "constant", or "linear" from config.lr down to
+# 0 at the run's end, the end being the last step of its epochs or, with a
+# time budget, the budget's last second, whichever comes first. Linear decay
+# to 0 is the schedule that did best for a fixed budget of training in Li,
+# Yumer and Ramanan, "Budgeted Training" (ICLR 2020).
+LR_DECAYS = ("constant", "linear")
 
 
 class Vocabulary:
@@ -81,11 +88,16 @@ class TrainConfig:
     objective: str = "all"  # the training loss: OBJECTIVES
     evaluate_last: bool = False  # validation on the last position only
     time_budget_s: float = 0  # stop training once this much is spent (0: no limit)
+    lr_decay: str = "constant"  # the learning rate over the run: LR_DECAYS
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(
                 f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}"
+            )
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(
+                f"unknown lr_decay {self.lr_decay!r}; choose from {', '.join(LR_DECAYS)}"
             )
 
     @classmethod
@@ -163,7 +175,12 @@ def _resume(path, model, opt, gen, config, meta):
     if path is None or not os.path.exists(path):
         return None
     state = torch.load(path, weights_only=False)
-    saved = {**state["config"], "epochs": config.epochs, "time_budget_s": config.time_budget_s}
+    saved = {
+        "lr_decay": "constant",  # checkpoints from before the option
+        **state["config"],
+        "epochs": config.epochs,
+        "time_budget_s": config.time_budget_s,
+    }
     if saved != dataclasses.asdict(config) or state["meta"] != meta:
         raise ValueError(
             f"{path} is a checkpoint of another run ({state['meta']}, {state['config']}); "
@@ -173,6 +190,17 @@ def _resume(path, model, opt, gen, config, meta):
     opt.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"])
     return state["history"]
+
+
+def _lr_at(config, steps_done, total_steps, spent_s):
+    """The learning rate of the next step (LR_DECAYS), after steps_done of
+    the run's total_steps and spent_s seconds of its training."""
+    if config.lr_decay == "constant":
+        return config.lr
+    done = steps_done / total_steps
+    if config.time_budget_s:
+        done = max(done, spent_s / config.time_budget_s)
+    return config.lr * max(0.0, 1.0 - done)
 
 
 def train(
@@ -218,16 +246,25 @@ def train(
     }
     model.train()
     _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len), last)
+    steps_per_epoch = -(-len(starts) // config.batch_size)
+    if config.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
+    total_steps = config.epochs * steps_per_epoch
     for epoch in range(len(history["train_loss"]), config.epochs):
         spent = sum(history["train_time_s"])
         if config.time_budget_s and spent >= config.time_budget_s:
             break
         batches = starts[torch.randperm(len(starts), generator=gen)].split(config.batch_size)
-        if config.steps_per_epoch:
-            batches = batches[: config.steps_per_epoch]
+        batches = batches[:steps_per_epoch]
+        steps_before = sum(history["steps"])
         total, seen = 0.0, 0
         began = time.perf_counter()
         for step, batch in enumerate(batches):
+            lr = _lr_at(
+                config, steps_before + step, total_steps, spent + time.perf_counter() - began
+            )
+            for group in opt.param_groups:
+                group["lr"] = lr
             x, y = windows(train_ids, batch, seq_len)
             loss = F.cross_entropy(*_logits_targets(model, x, y, last))
             opt.zero_grad(set_to_none=True)

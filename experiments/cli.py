@@ -2,6 +2,8 @@
 
 import argparse
 
+from .chartrain import LR_DECAYS
+
 
 def comma_list(kind, choices=None, cast=str):
     """An argparse type for a comma-separated list of `kind` values, each
@@ -36,3 +38,25 @@ def add_cells_and_seq_lens(parser, cells, default_cells, default_seq_lens):
         default=list(default_seq_lens),
         help=f"comma-separated sequence lengths (default {','.join(map(str, default_seq_lens))})",
     )
+
+
+def add_lr_decay(parser):
+    """--lr-decay: the learning rate over a run (chartrain.LR_DECAYS)."""
+    parser.add_argument(
+        "--lr-decay",
+        choices=LR_DECAYS,
+        default="constant",
+        help="the learning rate over a run: constant (default, the assignment's), or "
+        "linear from --lr down to 0 at the run's end (its last epoch's last step or "
+        "the end of its --time-budget, whichever comes first)",
+    )
+
+
+def check_fraction_and_counts(parser, args, counts):
+    """parser.error unless 0 < args.fraction <= 1 and each of the `counts`
+    (names of args' integer options) is at least 1."""
+    if not 0 < args.fraction <= 1:
+        parser.error("--fraction must be in (0, 1]")
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")

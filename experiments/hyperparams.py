@@ -55,9 +55,8 @@ import fastrnn
 
 from .charmodels import HEADS, RECURRENT
 from .chartrain import OBJECTIVES
-from .cli import comma_list
+from .cli import add_lr_decay, check_fraction_and_counts, comma_list
 from .compare_plots import COLOURS, pyplot
-from .corpora import CorpusUnavailable
 from .runio import (
     atomic_path,
     cpu_name,
@@ -68,7 +67,7 @@ from .runio import (
     step_bar,
     write_atomic,
 )
-from .shakespeare import ABOUT_SPLIT, PRESETS, SPLITS, load_ids, run_one
+from .shakespeare import ABOUT_SPLIT, PRESETS, SPLITS, run_one, threads_and_text
 
 __all__ = [
     "SETTINGS",
@@ -96,6 +95,7 @@ SETTINGS = (
     "lr",
     "clip",
     "objective",
+    "lr_decay",
     "seed",
     "eval_windows",
 )  # and the number of threads
@@ -130,6 +130,8 @@ def finished_rows(path, settings):
     if not path.exists():
         return []
     rows = json.loads(path.read_text(encoding="utf-8"))
+    for r in rows:  # rows from before the option
+        r["settings"].setdefault("lr_decay", "constant")
     other = [r for r in rows if r["settings"] != settings]
     if other:
         raise ValueError(
@@ -324,6 +326,7 @@ def parse_args(argv=None):
         help="the training loss: at the last position only (the assignment's model, "
         "default) or at every position (char-rnn's); scored at the last position either way",
     )
+    add_lr_decay(p)
     p.add_argument("--text", metavar="PATH", help="another UTF-8 text instead of Tiny Shakespeare")
     p.add_argument(
         "--fraction", type=float, default=1.0, help="the first FRACTION of the text (default 1)"
@@ -338,28 +341,21 @@ def parse_args(argv=None):
     p.add_argument("--no-plot", action="store_true", help="write no PNGs")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if not 0 < args.fraction <= 1:
-        p.error("--fraction must be in (0, 1]")
+    check_fraction_and_counts(p, args, ("seq_len", "epochs", "embed_size", "batch_size", "sample"))
     if args.time_budget_s <= 0:
         p.error("--time-budget must be positive: the study compares at equal time")
     if min(args.layers + args.hidden) < 1 or args.eval_windows < 0:
         p.error("--layers and --hidden must be at least 1, --eval-windows at least 0")
-    for name in ("seq_len", "epochs", "embed_size", "batch_size", "sample"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     started, load_start = time.perf_counter(), loadavg()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        name, text, vocab, ids = load_ids(args.text, args.fraction, args.seq_len)
-    except (CorpusUnavailable, OSError, ValueError) as e:
-        print(f"experiments.hyperparams: {e}", file=sys.stderr)
+    loaded = threads_and_text(args, "experiments.hyperparams", args.seq_len)
+    if loaded is None:
         return 2
+    name, text, vocab, ids = loaded
     out = Path(args.out)
     settings = {k: getattr(args, k) for k in SETTINGS}
     settings["threads"] = torch.get_num_threads()  # the time a run gets depends on them

@@ -53,7 +53,7 @@ import fastrnn
 
 from .charmodels import RECURRENT, build_model, check_backend, count_params, model_bytes
 from .chartrain import OBJECTIVES, TrainConfig, Vocabulary, evaluate, sample, train, window_starts
-from .cli import add_cells_and_seq_lens
+from .cli import add_cells_and_seq_lens, add_lr_decay, check_fraction_and_counts
 from .corpora import CorpusUnavailable, load_text
 from .runio import cpu_name, loadavg, machine, markdown, progress, step_bar, write_atomic
 
@@ -63,6 +63,7 @@ __all__ = [
     "Part",
     "make_split",
     "load_ids",
+    "threads_and_text",
     "thin_out",
     "leaked_fraction",
     "run_one",
@@ -381,6 +382,7 @@ def parse_args(argv=None):
         help="the training loss: at the last position only (the assignment's model, "
         "default) or at every position (char-rnn's)",
     )
+    add_lr_decay(p)
     p.add_argument(
         "--steps-per-epoch", type=int, default=0, help="at most this many batches (default all)"
     )
@@ -402,26 +404,34 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.8, help="(default 0.8)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if not 0 < args.fraction <= 1:
-        p.error("--fraction must be in (0, 1]")
-    for name in ("epochs", "hidden_size", "embed_size", "num_layers", "batch_size", "sample"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    check_fraction_and_counts(
+        p, args, ("epochs", "hidden_size", "embed_size", "num_layers", "batch_size", "sample")
+    )
     if min(args.seq_lens) < 1:
         p.error("--seq-lens must be at least 1")
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    started, load_start = time.perf_counter(), loadavg()
+def threads_and_text(args, prog, seq_len):
+    """A study's start: --threads set, then load_ids of --text and --fraction
+    for seq_len; None, after saying why on stderr, when the text is
+    unavailable or too short."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        name, text, vocab, ids = load_ids(args.text, args.fraction, max(args.seq_lens))
+        return load_ids(args.text, args.fraction, seq_len)
     except (CorpusUnavailable, OSError, ValueError) as e:
-        print(f"experiments.shakespeare: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
+        return None
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started, load_start = time.perf_counter(), loadavg()
+    loaded = threads_and_text(args, "experiments.shakespeare", max(args.seq_lens))
+    if loaded is None:
         return 2
+    name, text, vocab, ids = loaded
     splits = list(SPLITS) if args.split == "both" else [args.split]
     runs = [(s, c, t) for s in splits for c in args.cells for t in args.seq_lens]
     out = Path(args.out)

@@ -137,6 +137,49 @@ def test_time_budget_stops_training():
     assert len(steps) == 1 and len(history["val_loss"]) == 1  # one step, then evaluated
 
 
+def test_linear_lr_decay_reaches_zero_at_the_runs_end():
+    config = chartrain.TrainConfig(lr=1e-2, lr_decay="linear")
+    assert chartrain._lr_at(config, 0, 40, 0.0) == 1e-2
+    assert chartrain._lr_at(config, 10, 40, 99.0) == pytest.approx(7.5e-3)  # no budget: steps
+    assert chartrain._lr_at(config, 40, 40, 0.0) == 0.0
+    budgeted = chartrain.TrainConfig(lr=1e-2, lr_decay="linear", time_budget_s=100.0)
+    assert chartrain._lr_at(budgeted, 10, 40, 50.0) == pytest.approx(5e-3)  # the budget first
+    assert chartrain._lr_at(budgeted, 30, 40, 50.0) == pytest.approx(2.5e-3)  # the steps first
+    assert chartrain._lr_at(budgeted, 1, 40, 250.0) == 0.0
+    constant = chartrain.TrainConfig(lr=1e-2, time_budget_s=100.0)
+    assert chartrain._lr_at(constant, 30, 40, 50.0) == 1e-2
+    with pytest.raises(ValueError, match="unknown lr_decay 'cosine'"):
+        chartrain.TrainConfig(lr_decay="cosine")
+
+
+def test_linear_lr_decay_steps_the_optimizer_at_the_schedule(monkeypatch):
+    seen = []
+    step = torch.optim.Adam.step
+
+    def record(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", record)
+    ids = _ids(600, 12)
+    model = charmodels.build_model("gru", "fastrnn", 12, 6, embed_size=6, hidden_size=8)
+    config = chartrain.TrainConfig(
+        epochs=2, batch_size=16, lr=1e-2, steps_per_epoch=5, lr_decay="linear"
+    )
+    chartrain.train(model, ids[:500], ids[500:], 6, config)
+    assert seen == pytest.approx([1e-2 * (1 - i / 10) for i in range(10)])
+
+
+def test_checkpoint_from_before_lr_decay_resumes(tmp_path):
+    path = str(tmp_path / "old.pt")
+    _tiny_run(path, epochs=1)
+    state = torch.load(path, weights_only=False)
+    del state["config"]["lr_decay"]  # as saved before the option existed
+    torch.save(state, path)
+    _, history = _tiny_run(path, epochs=2)
+    assert len(history["train_loss"]) == 2
+
+
 def test_assignment_budget_and_published_numbers():
     args = shakespeare.parse_args(["--time-budget", "assignment"])
     assert args.time_budget_s == "assignment" and args.hidden_size == 128
