@@ -45,9 +45,11 @@ from .load import busy_processes
 from .machine import (
     BUSY_WARN,
     available_cpus,
+    call_threads,
     cpu_snapshot,
     loadavg,
     machine_info,
+    one_thread_share,
     others_share,
     require_device,
 )
@@ -125,9 +127,10 @@ def run_case(
         bidirectional=bidirectional,
     )
     steps = {"torch": make_step(ref, x, mode), "fastrnn": make_step(ours, x, mode), "limit": limit}
-    before = cpu_snapshot()
+    before, calls_before = cpu_snapshot(), call_threads()
     timing = time_interleaved(steps, warmup=warmup, repeats=repeats, target=target, device=device)
     record["others_cpu"] = others_share(before, cpu_snapshot(), available_cpus())
+    record["one_thread"] = one_thread_share(calls_before, call_threads())
     s = timing["seconds"]
     med = {name: statistics.median(v) for name, v in s.items()}
     speedups = [t / f for t, f in zip(s["torch"], s["fastrnn"])]

@@ -77,6 +77,25 @@ def others_share(before, after, cpus):
     return min(1.0, max(0.0, others / (wall * cpus)))
 
 
+def call_threads():
+    """How many of fastrnn's CPU op calls so far split their loops across
+    threads and how many ran them on one because other processes shared the
+    cores (csrc/cpu/threads.h): (split, one thread), or None where the build
+    has no CPU backend (the emulated device's)."""
+    counts = fastrnn._C.cpu_thread_counts()
+    return None if counts is None else (counts["split_calls"], counts["serial_calls"])
+
+
+def one_thread_share(before, after):
+    """Share (0..1) of the op calls between two call_threads() that ran on one
+    thread; None where nothing was counted (FASTRNN_CPU_THREADS=all or one, a
+    single thread, CUDA)."""
+    if before is None or after is None:
+        return None
+    split, serial = after[0] - before[0], after[1] - before[1]
+    return serial / (split + serial) if split + serial else None
+
+
 def available_cpus():
     """The CPUs this process may run on."""
     try:

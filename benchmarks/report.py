@@ -25,6 +25,7 @@ COLUMNS = [  # header, width, format of a record
     ("rel diff", 8, lambda r: _e(r.get("check", {}).get("max_rel_diff"))),
     ("excess", 6, lambda r: _f(r.get("check", {}).get("max_excess"))),
     ("busy", 4, lambda r: "-" if r.get("others_cpu") is None else f"{100 * r['others_cpu']:.0f}%"),
+    ("1 thr", 5, lambda r: "-" if r.get("one_thread") is None else f"{100 * r['one_thread']:.0f}%"),
     ("check", 5, lambda r: "ERROR" if "error" in r else ("ok" if r["check"]["ok"] else "FAIL")),
 ]
 
@@ -200,6 +201,11 @@ def legend(rel_tol=REL_TOL, peak=None):
             "share of the machine's CPU time other processes used while the case was "
             "timed\n"
             f"(from /proc/stat); over {int(BUSY_WARN * 100)}% the case's times are suspect",
+        ),
+        (
+            "1 thr",
+            "share of fastrnn's op calls that ran on one thread while the case was timed,\n"
+            "because other processes shared the cores (FASTRNN_CPU_THREADS=adaptive)",
         ),
     ]
     indent = "\n" + " " * len(f"{'':<10} = ")

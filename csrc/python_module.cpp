@@ -1,6 +1,6 @@
 // The Python extension module fastrnn._C: importing it loads this library,
-// whose static initialisers register the ops. It holds no Python functions,
-// only the cells' layout constants, so that fastrnn/fake.py's fake kernels
+// whose static initialisers register the ops. It holds the cells' layout
+// constants, so that fastrnn/fake.py's fake kernels
 // take their shapes from the C++ and not from a second copy:
 //   GATES            {cell: Cell::kGates}, gates per cell
 //   SAVED            {cell: Cell::kSaved}, workspace planes saved for backward
@@ -13,6 +13,11 @@
 //                    the CPU, except in the emulated-device build
 //                    (FASTRNN_EMULATED), which registers the CUDA backend there;
 //                    the CUDA backend's on CUDA (used where this build has it)
+// and one function, for the tests and the benchmark:
+//   cpu_thread_counts()  {"split_calls", "serial_calls", "backoffs"}: how
+//                    often the CPU backend's op calls split across threads,
+//                    ran on one because the cores were shared, and judged
+//                    them shared (cpu/threads.h); None in the emulated build
 
 #include <Python.h>
 
@@ -28,6 +33,7 @@
 #include "cuda/dtypes.h"
 #if !defined(FASTRNN_EMULATED)
 #include "cpu/backend.h"
+#include "cpu/threads.h"
 #endif
 
 namespace {
@@ -83,10 +89,12 @@ int add_native_dtypes(PyObject* module) {
 #if defined(FASTRNN_EMULATED)
   const std::vector<at::ScalarType> cpu = float_types(fastrnn::cuda::kHalfTypes);
 #else
-  // reads FASTRNN_CPU_ISA and FASTRNN_CPU_HALF, whose bad values raise here
+  // reads FASTRNN_CPU_ISA, FASTRNN_CPU_HALF and FASTRNN_CPU_THREADS, whose
+  // bad values raise here
   std::vector<at::ScalarType> cpu;
   try {
     cpu = fastrnn::taken_dtypes<fastrnn::CPUBackend>();
+    fastrnn::cpu::thread_mode();
   } catch (const c10::Error& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
     return -1;
@@ -102,6 +110,22 @@ int add_native_dtypes(PyObject* module) {
   return 0;
 }
 
+PyObject* cpu_thread_counts(PyObject* /*self*/, PyObject* /*args*/) {
+#if defined(FASTRNN_EMULATED)
+  Py_RETURN_NONE;
+#else
+  const fastrnn::cpu::CoreSharing::Counts counts = fastrnn::cpu::core_sharing().counts();
+  return Py_BuildValue("{sLsLsL}", "split_calls", static_cast<long long>(counts.split_calls),
+                       "serial_calls", static_cast<long long>(counts.serial_calls), "backoffs",
+                       static_cast<long long>(counts.backoffs));
+#endif
+}
+
+PyMethodDef methods[] = {
+    {"cpu_thread_counts", cpu_thread_counts, METH_NOARGS,
+     "How often CPU op calls split across threads, ran on one, and judged the cores shared."},
+    {nullptr, nullptr, 0, nullptr}};
+
 }  // namespace
 
 extern "C" PyObject* PyInit__C(void) {
@@ -111,7 +135,7 @@ extern "C" PyObject* PyInit__C(void) {
                                           .m_name = "_C",
                                           .m_doc = nullptr,
                                           .m_size = -1,
-                                          .m_methods = nullptr,
+                                          .m_methods = methods,
                                           .m_slots = nullptr,
                                           .m_traverse = nullptr,
                                           .m_clear = nullptr,

@@ -21,6 +21,7 @@ enum class Scratch {
   kProjectedGrad,        // [N, P]    backward, LSTM with projection: d loss / d h of every step
   kUnprojectedGrad,  // [B, H]    backward, with projection: one step's d loss / d (o * tanh(c))
   kNarrowGemm,       // [m, n]   CPU: a GEMM's float sums, before they are rounded to 16 bits
+  kTransposedA,  // [m, k]   CPU: A of a float GEMM given as A^T (the weight gradients), as rows
   kCount
 };
 

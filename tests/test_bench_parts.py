@@ -21,9 +21,16 @@ import torch
 from benchmarks import bench, report
 from benchmarks.agreement import EXCESS_FLOOR, REL_TOL, REL_TOLS, check_agreement
 from benchmarks.cases import SIZES, full_grid, grid
-from benchmarks.limit import gemm_candidates, gemm_rate, limit_step, peak_gemm_rate
+from benchmarks.limit import (
+    ONEDNN,
+    gemm_candidates,
+    gemm_rate,
+    limit_step,
+    onednn_step,
+    peak_gemm_rate,
+)
 from benchmarks.load import busy_processes
-from benchmarks.machine import others_share, require_device
+from benchmarks.machine import one_thread_share, others_share, require_device
 from benchmarks.mkl_gemm import FUNCTIONS, mkl_gemm_step
 from benchmarks.timing import quartiles, synchronized, time_interleaved
 from benchmarks.workloads import make_input, make_modules
@@ -128,6 +135,12 @@ def test_others_share_needs_proc_stat():
     assert others_share((0.0, 0.0, 0.0), (1.0, 2.0, 0.0), 2) == pytest.approx(1.0, abs=0.02)
 
 
+def test_one_thread_share_of_the_calls_between_two_counts():
+    assert one_thread_share((10, 5), (13, 14)) == pytest.approx(9 / 12)
+    assert one_thread_share((10, 5), (10, 5)) is None  # no call counted
+    assert one_thread_share(None, None) is None  # no CPU backend
+
+
 def test_table_marks_errors_and_failures():
     ok = {
         "cell": "lstm",
@@ -218,13 +231,27 @@ def test_mkl_16_bit_gemm_through_ctypes_is_the_product(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_onednn_matmul_is_the_product(dtype):
+    a, b = torch.randn(48, 40).to(dtype), torch.randn(24, 40).to(dtype)
+    step = onednn_step(a, b)
+    if step is None:
+        pytest.skip("torch here has no oneDNN")
+    expected = a.double() @ b.double().t()
+    got = step().to_dense().double()
+    tol = 1e-5 if dtype == torch.float32 else 1e-2  # the result is in the dtype
+    assert torch.allclose(got, expected, rtol=tol, atol=tol * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 def test_peak_rate_is_the_best_of_every_large_gemm_in_the_dtype(dtype):
     candidates = gemm_candidates(dtype, sizes=(32, 64))
     calls = {call for call, _ in candidates}
     assert ("torch.mm", 32) in candidates and ("torch.mm", 64) in candidates
-    assert calls <= {"torch.mm", FUNCTIONS.get(dtype)}
+    assert calls <= {"torch.mm", ONEDNN, FUNCTIONS.get(dtype)}
     if dtype == torch.float32:
-        assert calls == {"torch.mm"}
+        assert calls <= {"torch.mm", ONEDNN}
+    if torch.backends.mkldnn.is_available():
+        assert ONEDNN in calls  # oneDNN takes float32 and bfloat16 everywhere
     peak = peak_gemm_rate(dtype, 0.0, sizes=(32, 64))
     assert peak["dtype"] == str(dtype).removeprefix("torch.")
     assert {(c["call"], c["n"]) for c in peak["candidates"]} == set(candidates)
@@ -409,6 +436,9 @@ def test_smoke_run_of_bidirectional_layers_under_load_writes_the_fields(
         (2, True, "train"),
     ]
     assert all(r["check"]["ok"] and r["limit_flops"] > 0 for r in out["cases"])
+    # the share of calls on one thread is recorded (None: none counted, at
+    # the smoke size the steps are too small to split)
+    assert all(r["one_thread"] is None or 0 <= r["one_thread"] <= 1 for r in out["cases"])
     text = capsys.readouterr().out
     assert "2 cases, 2 layers, bidirectional, float32" in text
     assert "load: 1 busy process(es)" in text

@@ -1,7 +1,8 @@
 #pragma once
 // What the CPU does differently: GEMMs on raw pointers with no dispatcher call
-// or allocation per time step, and the pointwise pass as an at::parallel_for
-// over (b, j). float GEMMs use oneDNN's batch-reduce GEMM micro-kernel
+// or allocation per time step, and the pointwise pass as a parallel loop
+// over (b, j) (cpu::parallel_for: split only while the cores are free,
+// threads.h). float GEMMs use oneDNN's batch-reduce GEMM micro-kernel
 // (at::native::cpublas::brgemm), tiled across threads here: at the per-step
 // shapes it beats MKL's sgemm, which takes a generic path on AMD processors and
 // costs more per call at batch 1 (figures: benchmarks/README.md, "Measurements
@@ -22,12 +23,14 @@
 #include "isa.h"
 #include "pool.h"
 #include "scratch.h"
+#include "threads.h"
 #include "transpose.h"
 
 namespace fastrnn {
 
-// Holds nothing itself: its temporaries are thread_local scratch (scratch.h),
-// whose slots a later call on the thread reuses.
+// Holds only the call's choice of threads (threads.h): its temporaries are
+// thread_local scratch (scratch.h), whose slots a later call on the thread
+// reuses.
 struct CPUBackend {
   explicit CPUBackend(const at::Tensor& /*input*/) {}
 
@@ -54,6 +57,9 @@ struct CPUBackend {
       return narrow_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else {
       if constexpr (std::is_same_v<scalar_t, float>) {
+        if (brgemm_ok() && trans_a && !trans_b && alpha == 1.f && (beta == 0.f || beta == 1.f)) {
+          return transposed_a_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
+        }
         if (brgemm_ok() && m < kBlasRows && !trans_a && alpha == 1.f &&
             (beta == 0.f || beta == 1.f)) {
           if (!trans_b) return tiled_brgemm(m, n, k, a, lda, b, ldb, beta == 1.f, c, ldc);
@@ -121,7 +127,7 @@ struct CPUBackend {
       scalar_t* plain = pack_panels(Scratch::kNarrowGemm, w, transposed, k, H, slices, kVnniBlock);
       const int64_t panels = (H + kVnniBlock - 1) / kVnniBlock * slices;
       scalar_t* vnni = cpu::scratch<scalar_t>(slot, panels * k * kVnniBlock);
-      at::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
+      cpu::parallel_for(0, panels, 1, [&](int64_t begin, int64_t end) {
         for (int64_t p = begin; p < end; ++p) {
           at::native::cpublas::pack(k, kVnniBlock, kVnniBlock, kVnniBlock,
                                     c10::CppTypeToScalarType<scalar_t>::value,
@@ -180,7 +186,7 @@ struct CPUBackend {
         return pointwise_block(f, 0, f_rows, 0, H);
       }
       const int64_t blocks = (H + w.block - 1) / w.block;
-      at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      cpu::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
         for (int64_t blk = begin; blk < end; ++blk) {
           const int64_t j0 = blk * w.block, j1 = std::min(j0 + w.block, H);
           if (rows > 0) {
@@ -254,7 +260,7 @@ struct CPUBackend {
     const int64_t blocks = (cols + kColumns - 1) / kColumns;
     const int64_t grain =
         std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(rows * kColumns, 1));
-    at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
       for (int64_t j0 = begin * kColumns; j0 < std::min(end * kColumns, cols); j0 += kColumns) {
         const int64_t width = std::min(kColumns, cols - j0);
         for (int64_t r0 = 0; r0 < rows; r0 += kGroup) {
@@ -280,6 +286,10 @@ struct CPUBackend {
  private:
   static constexpr int64_t kChunkRows = 512;
 
+  // Whether this call's loops split across threads (threads.h): chosen when
+  // the call makes its backend, reported when it is destroyed.
+  cpu::CallThreads threads_;
+
   // gemm_pointwise's pass without brgemm: f(b, j) for b in [0, rows), j in
   // [0, H), split across threads only when there is enough work to pay for
   // waking them. The loop over j is compiled once per instruction set and
@@ -287,7 +297,7 @@ struct CPUBackend {
   template <class F>
   static void pointwise(int64_t rows, int64_t H, const F& f) {
     constexpr int64_t kGrain = 4096;  // elements per thread, at least
-    at::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, rows * H, kGrain, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin / H; b * H < end; ++b) {
         pointwise_block(f, b, b + 1, std::max(begin - b * H, int64_t(0)), std::min(end - b * H, H));
       }
@@ -354,7 +364,7 @@ struct CPUBackend {
     // rows per brgemm call: A and C stay below brgemm's largest operand
     const int64_t piece =
         std::max<int64_t>(1, cpu::kBrgemmMaxElements / std::max({lda, ldc, w.block}));
-    at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
       for (int64_t blk = begin; blk < end; ++blk) {
         const int64_t j0 = blk * w.block, width = std::min(w.block, H - j0);
         for (int64_t sl = 0; sl < slices && rows > 0; ++sl) {
@@ -399,7 +409,7 @@ struct CPUBackend {
     if (blocks * block != H) {
       std::fill(dst + (blocks - 1) * slices * k * block, dst + blocks * slices * k * block, T(0));
     }
-    at::parallel_for(0, blocks * slices, 1, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, blocks * slices, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t col = (p % slices) * H + (p / slices) * block;  // first column of W
         const int64_t width = std::min(block, H - (p / slices) * block);
@@ -423,10 +433,31 @@ struct CPUBackend {
     return ok;
   }
 
+  // C[m, n] (+)= A[k, m]^T B[k, n], A given as A^T (row stride lda): the
+  // weight gradients, whose reduction runs over a chunk's rows. On brgemm,
+  // not MKL, so that the sums are the same whether the call splits or not
+  // (MKL's depend on its thread count; threads.h): A^T is copied once into
+  // rows [m, k], then tiles of C as tiled_brgemm's, each summing the
+  // reduction in blocks of cpu::kReductionBlock added to C (MKL's float32
+  // error; one long sum's grew past the project's rule, gemm_calls.h).
+  static void transposed_a_brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                  const float* b, int64_t ldb, bool add_c, float* c, int64_t ldc) {
+    float* a_rows = cpu::scratch<float>(Scratch::kTransposedA, m * k);  // [m, k]
+    constexpr int64_t kColumns = 64;  // of A^T per block of the copy
+    cpu::parallel_for(0, (m + kColumns - 1) / kColumns, 4, [&](int64_t begin, int64_t end) {
+      const int64_t i0 = begin * kColumns, i1 = std::min(end * kColumns, m);
+      cpu::transpose(a + i0, lda, a_rows + i0 * k, k, k, i1 - i0);
+    });
+    tiled_brgemm(m, n, k, a_rows, k, b, ldb, add_c, c, ldc, cpu::kReductionBlock);
+  }
+
   // C[m, n] (+)= A[m, k] B[k, n], row-major, in tiles of at most kRows x kCols,
-  // spread across threads when there is enough work to pay for waking them.
+  // spread across threads when there is enough work to pay for waking them;
+  // each tile's reduction in blocks of k_block added to C (default: one).
   static void tiled_brgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                           const float* b, int64_t ldb, bool add_c, float* c, int64_t ldc) {
+                           const float* b, int64_t ldb, bool add_c, float* c, int64_t ldc,
+                           int64_t k_block = 0) {
+    if (k_block <= 0 || k_block > k) k_block = std::max<int64_t>(k, 1);
     // Tiles small enough that every thread gets work at batch 64 and G*H = 256,
     // large enough that each brgemm call amortises its dispatch.
     constexpr int64_t kRows = 64, kCols = 64;  // kCols: a multiple of 16 floats
@@ -435,11 +466,14 @@ struct CPUBackend {
     const int64_t tile_flops = 2 * std::min(m, kRows) * std::min(n, kCols) * k;
     const int64_t grain =
         std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(tile_flops, 1));
-    at::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
+    cpu::parallel_for(0, row_tiles * col_tiles, grain, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t i = (t / col_tiles) * kRows, j = (t % col_tiles) * kCols;
-        cpu::brgemm(std::min(kRows, m - i), std::min(kCols, n - j), k, lda, ldb, ldc, add_c,
-                    a + i * lda, b + j, c + i * ldc + j);
+        for (int64_t k0 = 0; k0 < std::max<int64_t>(k, 1); k0 += k_block) {
+          cpu::brgemm(std::min(kRows, m - i), std::min(kCols, n - j), std::min(k_block, k - k0),
+                      lda, ldb, ldc, add_c || k0 > 0, a + i * lda + k0, b + k0 * ldb + j,
+                      c + i * ldc + j);
+        }
       }
     });
   }

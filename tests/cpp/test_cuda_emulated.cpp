@@ -17,20 +17,14 @@
 #include <type_traits>
 
 #include "cuda/backend.h"
+#include "expect.h"
 
 namespace {
 
 using fastrnn::CUDABackend;
 using fastrnn::Scratch;
 
-int checks = 0, failures = 0;
-
-void expect(const std::string& what, bool ok) {
-  ++checks;
-  if (ok) return;
-  ++failures;
-  std::printf("FAIL %s\n", what.c_str());
-}
+using fastrnn::testing::expect;
 
 // |got - want| <= tol * bound elementwise, bound the size of the terms that
 // were summed (rounding errors scale with it, not with the result); tol 0:
@@ -297,6 +291,5 @@ int main() {
   test_grid_limits();
   test_launch_order();
   test_temporaries();
-  std::printf("%d checks, %d failures\n", checks, failures);
-  return failures == 0 ? 0 : 1;
+  return fastrnn::testing::report();
 }
