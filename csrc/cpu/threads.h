@@ -46,7 +46,7 @@ class CoreSharing {
   // Whether a call starting at now_s splits.
   bool splits(double now_s);
   // A call that split ended at now_s after wall_s seconds, in which the
-  // process used cpu_s seconds of CPU time, split across `threads` threads.
+  // `threads` threads it split across used cpu_s seconds of CPU time.
   void report(double now_s, double wall_s, double cpu_s, int threads);
 
   struct Counts {
