@@ -17,9 +17,14 @@ the order of the windows from a generator seeded with the same seed, so two
 backends given the same seed see the same weights and the same batches.
 
 Checkpoints: given a path, train saves the model, the optimizer, the
-generator and the history after every epoch, and starts from that file when
-it exists, so a run interrupted after an epoch ends as the same run
-uninterrupted would (the interrupted epoch is trained again from its start).
+generator and the history after every epoch and, within an epoch, after the
+first step that ends checkpoint_every_s seconds after the last save (an
+epoch of the assignment's settings is thousands of steps, longer than many
+a run's whole time budget). It starts from that file when it exists, so an
+interrupted run ends as the same run uninterrupted would: the epoch's order
+of windows is drawn again from the generator saved with it, and the steps
+already taken are skipped. (A time budget or a time-decayed learning rate
+depend on the clock, so such runs are the same up to where the clock falls.)
 """
 
 import copy
@@ -40,6 +45,7 @@ __all__ = [
     "TrainConfig",
     "window_starts",
     "windows",
+    "decayed_lr",
     "train",
     "evaluate",
     "sample",
@@ -162,18 +168,20 @@ def _warm_up(model, x, y, last):
 
 def _save_checkpoint(path, state):
     """Through atomic_path: an interruption mid-write leaves the previous
-    epoch's checkpoint whole."""
+    checkpoint whole."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def _resume(path, model, opt, gen, config, meta):
-    """The history saved in `path`, its model, optimizer and generator
-    loaded into these; None when there is no checkpoint yet. Refuses the
-    checkpoint of another run: one whose config (but for epochs and the time
-    budget, which may grow) or meta differ."""
+    """(history, partial) saved in `path`, its model, optimizer and
+    generator loaded into these; (None, None) when there is no checkpoint
+    yet. partial: the unfinished epoch's progress (see save in train), or
+    None after a whole epoch. Refuses the checkpoint of another run: one
+    whose config (but for epochs and the time budget, which may grow) or
+    meta differ."""
     if path is None or not os.path.exists(path):
-        return None
+        return None, None
     state = torch.load(path, weights_only=False)
     saved = {
         "lr_decay": "constant",  # checkpoints from before the option
@@ -189,18 +197,19 @@ def _resume(path, model, opt, gen, config, meta):
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     gen.set_state(state["generator"])
-    return state["history"]
+    return state["history"], state.get("partial")  # no "partial": saved before mid-epoch saves
 
 
-def _lr_at(config, steps_done, total_steps, spent_s):
-    """The learning rate of the next step (LR_DECAYS), after steps_done of
-    the run's total_steps and spent_s seconds of its training."""
-    if config.lr_decay == "constant":
-        return config.lr
+def decayed_lr(lr, decay, steps_done, total_steps, spent_s=0.0, budget_s=0.0):
+    """The learning rate of the next step under `decay` (LR_DECAYS), after
+    steps_done of the run's total_steps and spent_s seconds of its budget_s
+    seconds of training (0: no budget)."""
+    if decay == "constant":
+        return lr
     done = steps_done / total_steps
-    if config.time_budget_s:
-        done = max(done, spent_s / config.time_budget_s)
-    return config.lr * max(0.0, 1.0 - done)
+    if budget_s:
+        done = max(done, spent_s / budget_s)
+    return lr * max(0.0, 1.0 - done)
 
 
 def train(
@@ -214,6 +223,7 @@ def train(
     val_starts=None,
     checkpoint=None,
     checkpoint_meta=None,
+    checkpoint_every_s=300.0,
 ):
     """Adam on mean cross-entropy over a batch of windows (config.objective).
 
@@ -223,6 +233,8 @@ def train(
     to resume from (module docstring); a finished run's checkpoint returns
     its history without training. checkpoint_meta: what else identifies the
     run (data, model sizes), saved with it and checked on resuming.
+    checkpoint_every_s: the longest wall time between saves within an epoch
+    (0: after every step).
 
     Returns a dict of per-epoch lists: train_loss (mean over the epoch's
     windows), val_loss, val_accuracy, train_time_s (wall time of the training
@@ -237,13 +249,33 @@ def train(
         starts = window_starts(len(train_ids), seq_len, config.stride)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     meta = {"seq_len": seq_len, **(checkpoint_meta or {})}
-    history = _resume(checkpoint, model, opt, gen, config, meta) or {
+    history, partial = _resume(checkpoint, model, opt, gen, config, meta)
+    history = history or {
         "train_loss": [],
         "val_loss": [],
         "val_accuracy": [],
         "train_time_s": [],
         "steps": [],
     }
+
+    def save(**progress):
+        """progress: none after a whole epoch, else the unfinished epoch's
+        step (steps taken), loss_sum (their summed loss per window), windows
+        (their windows) and train_time_s (their time); the generator saved
+        is then the one the epoch's order was drawn from."""
+        _save_checkpoint(
+            checkpoint,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": epoch_gen if progress else gen.get_state(),
+                "history": history,
+                "partial": progress or None,
+                "config": dataclasses.asdict(config),
+                "meta": meta,
+            },
+        )
+
     model.train()
     _warm_up(model, *windows(train_ids, starts[: config.batch_size], seq_len), last)
     steps_per_epoch = -(-len(starts) // config.batch_size)
@@ -252,16 +284,27 @@ def train(
     total_steps = config.epochs * steps_per_epoch
     for epoch in range(len(history["train_loss"]), config.epochs):
         spent = sum(history["train_time_s"])
-        if config.time_budget_s and spent >= config.time_budget_s:
+        resumed, partial = partial or {}, None
+        if config.time_budget_s and spent >= config.time_budget_s and not resumed:
             break
+        epoch_gen = gen.get_state()
         batches = starts[torch.randperm(len(starts), generator=gen)].split(config.batch_size)
         batches = batches[:steps_per_epoch]
         steps_before = sum(history["steps"])
-        total, seen = 0.0, 0
-        began = time.perf_counter()
-        for step, batch in enumerate(batches):
-            lr = _lr_at(
-                config, steps_before + step, total_steps, spent + time.perf_counter() - began
+        total, seen = resumed.get("loss_sum", 0.0), resumed.get("windows", 0)
+        # the epoch's clock: time.perf_counter() - began includes the time of
+        # the steps taken before an interruption
+        began = time.perf_counter() - resumed.get("train_time_s", 0.0)
+        saved_at = time.perf_counter()
+        for step in range(resumed.get("step", 0), len(batches)):
+            batch = batches[step]
+            lr = decayed_lr(
+                config.lr,
+                config.lr_decay,
+                steps_before + step,
+                total_steps,
+                spent + time.perf_counter() - began,
+                config.time_budget_s,
             )
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -278,6 +321,12 @@ def train(
                 on_step(epoch, step, len(batches), loss.item())
             if config.time_budget_s and spent + time.perf_counter() - began >= config.time_budget_s:
                 break
+            due = time.perf_counter() - saved_at >= checkpoint_every_s
+            if checkpoint is not None and due and step + 1 < len(batches):
+                paused = time.perf_counter()
+                save(step=step + 1, loss_sum=total, windows=seen, train_time_s=paused - began)
+                saved_at = time.perf_counter()
+                began += saved_at - paused  # saving is not training time
         history["train_time_s"].append(time.perf_counter() - began)
         history["steps"].append(step + 1)
         history["train_loss"].append(total / seen)
@@ -287,17 +336,7 @@ def train(
         history["val_loss"].append(val_loss)
         history["val_accuracy"].append(val_acc)
         if checkpoint is not None:
-            _save_checkpoint(
-                checkpoint,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": gen.get_state(),
-                    "history": history,
-                    "config": dataclasses.asdict(config),
-                    "meta": meta,
-                },
-            )
+            save()
     history["total_train_time_s"] = sum(history["train_time_s"])
     history["dtype"] = str(dtype).replace("torch.", "")
     return history

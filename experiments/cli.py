@@ -46,9 +46,9 @@ def add_lr_decay(parser):
         "--lr-decay",
         choices=LR_DECAYS,
         default="constant",
-        help="the learning rate over a run: constant (default, the assignment's), or "
-        "linear from --lr down to 0 at the run's end (its last epoch's last step or "
-        "the end of its --time-budget, whichever comes first)",
+        help="the learning rate over a run: constant (default), or linear from --lr down "
+        "to 0 at the run's end (its last step or the end of its --time-budget, whichever "
+        "comes first)",
     )
 
 

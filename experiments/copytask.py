@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .charmodels import RECURRENT
-from .cli import comma_list
+from .chartrain import decayed_lr
+from .cli import add_lr_decay, comma_list
 from .rmsprop import RMSPropTF
 from .runio import cpu_name, progress
 
@@ -209,13 +210,15 @@ def train(
     train_lens="uniform",
     pad_to=0,
     time_budget=None,
+    lr_decay="constant",
 ):
     """train_lens="uniform": each batch's length drawn from 1..train_len;
     "fixed": every batch train_len. Training stops after `steps` steps or,
-    given time_budget, after the step that spends it. Returns (steps taken,
-    the mean training loss per token, padding included, over the last tenth
-    of the planned steps, at most the last 100 under a time budget: one
-    batch's loss says little when its length is random)."""
+    given time_budget, after the step that spends it. lr_decay: "constant",
+    or "linear" from lr to 0 at that end (chartrain.decayed_lr). Returns
+    (steps taken, the mean training loss per token, padding included, over
+    the last tenth of the planned steps, at most the last 100 under a time
+    budget: one batch's loss says little when its length is random)."""
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(optimizer, model.parameters(), lr)
     model.train()
@@ -223,6 +226,9 @@ def train(
     losses = []
     began = time.perf_counter()
     for step in range(steps):
+        spent = time.perf_counter() - began
+        for group in opt.param_groups:
+            group["lr"] = decayed_lr(lr, lr_decay, step, steps, spent, time_budget or 0.0)
         if train_lens == "fixed":
             length = train_len
         else:
@@ -350,6 +356,7 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=("adam", "rmsprop"), default=None)
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--clip", type=float, default=None, help="gradient norm clip (0: none)")
+    add_lr_decay(p)
     p.add_argument(
         "--time-budget",
         type=float,
@@ -392,7 +399,7 @@ def main(argv=None):
         f"copy task ({args.preset} preset{', ' + args.experiment if args.experiment else ''}): "
         f"{args.vocab} tokens, trained on lengths {lengths}{padding} for {args.steps} steps of "
         f"{args.batch_size}, hidden {args.hidden_size}, embedding {args.embed_size}, "
-        f"{args.optimizer} lr {args.lr}, decoder input {args.decoder}, "
+        f"{args.optimizer} lr {args.lr} ({args.lr_decay}), decoder input {args.decoder}, "
         f"forget bias {args.forget_bias}, {args.backend}, "
         f"{torch.get_num_threads()} threads, {cpu_name()}",
         flush=True,
@@ -436,6 +443,7 @@ def main(argv=None):
             train_lens=args.train_lens,
             pad_to=args.pad_to,
             time_budget=args.time_budget,
+            lr_decay=args.lr_decay,
         )
         times[cell] = time.perf_counter() - began
         if bar is not None:

@@ -40,7 +40,7 @@ Resumable: the rows are written after every run, and the same command run
 again skips the configurations results.json already holds for the same
 settings (another budget, seq_len, split, ... is refused: use another
 --out). --checkpoints DIR also saves each run's model after every epoch and
-resumes an interrupted one from it.
+at least every 5 minutes within one, and resumes an interrupted one from it.
 """
 
 import argparse

@@ -31,13 +31,15 @@ generated character while sampling), parameters, FLOPs per training
 sequence, model size (bytes of the state_dict) and a sample. Accuracy is of
 the next character after a window, as the assignment's.
 
-Checkpoints: after every epoch, in --checkpoints (default OUT/checkpoints),
-one file per (split, cell, seq_len). Run the same command again after an
-interruption and each run resumes from its last checkpoint; finished runs
-are only evaluated again. Outputs in --out (default shakespeare-out, which
-git ignores): per split, results.json (the rows, each with its curves and
-sample), results.md (the table, the machine, the samples) and run.json
-(options, data, machine, load average).
+Checkpoints: after every epoch and at least every 5 minutes within one (an
+epoch of the assignment's settings is hours here), in --checkpoints
+(default OUT/checkpoints), one file per (split, cell, seq_len). Run the same
+command again after an interruption and each run resumes from its last
+checkpoint, mid-epoch too; finished runs are only evaluated again.
+Outputs in --out (default shakespeare-out, which git ignores): per split,
+results.json (the rows, each with its curves and sample), results.md (the
+table, the machine, the samples) and run.json (options, data, machine, load
+average).
 """
 
 import argparse

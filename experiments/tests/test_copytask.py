@@ -189,6 +189,26 @@ def test_rmsprop_tf_follows_tensorflows_update():
         assert torch.allclose(p.detach(), want, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_linear_lr_decay_steps_the_optimizer_from_lr_to_zero(optimizer):
+    model = copytask.Seq2Seq("gru", 4, 8, embed_size=4)
+    seen = []
+    real = copytask.make_optimizer
+
+    def recording(name, params, lr):
+        opt = real(name, params, lr)
+        opt.register_step_pre_hook(lambda o, args, kw: seen.append(o.param_groups[0]["lr"]))
+        return opt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(copytask, "make_optimizer", recording)
+        copytask.train(model, 8, 4, 3, 1e-2, 0, optimizer=optimizer, lr_decay="linear")
+        assert seen == pytest.approx([1e-2 * (1 - i / 8) for i in range(8)])
+        seen.clear()
+        copytask.train(model, 3, 4, 3, 1e-2, 0, optimizer=optimizer)
+        assert seen == [1e-2] * 3  # constant: the default
+
+
 def test_copytask_learns_to_copy_short_sequences():
     """The encoder's state reaches the decoder: chance is 25% per token."""
     torch.manual_seed(0)

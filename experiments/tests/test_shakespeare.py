@@ -45,14 +45,21 @@ def test_leaked_fraction_counts_covered_targets():
     assert shakespeare.leaked_fraction({"train": train, "test": test}, 3) == pytest.approx(1 / 3)
 
 
-def _tiny_run(checkpoint, on_step=None, epochs=3):
+def _tiny_run(checkpoint, on_step=None, epochs=3, every_s=300.0):
     ids = _ids(600, 12)
     model = charmodels.build_model("lstm", "fastrnn", 12, 6, embed_size=6, hidden_size=8, seed=2)
     config = chartrain.TrainConfig(
         epochs=epochs, batch_size=16, lr=1e-2, steps_per_epoch=5, seed=2, objective="last"
     )
     history = chartrain.train(
-        model, ids[:500], ids[500:], 6, config, on_step=on_step, checkpoint=checkpoint
+        model,
+        ids[:500],
+        ids[500:],
+        6,
+        config,
+        on_step=on_step,
+        checkpoint=checkpoint,
+        checkpoint_every_s=every_s,
     )
     return model, history
 
@@ -79,6 +86,40 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert steps == []
     _, longer = _tiny_run(path, on_step=lambda *a: steps.append(a), epochs=4)
     assert len(steps) == 5 and longer["train_loss"][:3] == history["train_loss"]
+
+
+def test_run_interrupted_mid_epoch_resumes_from_the_step_after_its_last_save(tmp_path):
+    straight, history = _tiny_run(str(tmp_path / "straight.pt"))
+    path = str(tmp_path / "interrupted.pt")
+    taken = []
+
+    def ctrl_c(epoch, step, steps, loss):
+        taken.append((epoch, step))
+        if (epoch, step) == (1, 3):  # saved after steps 0..2 of the second epoch
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(path, on_step=ctrl_c, every_s=0.0)  # a save after every step
+    state = torch.load(path, weights_only=False)
+    assert state["partial"]["step"] == 3 and len(state["history"]["train_loss"]) == 1
+    taken.clear()
+    resumed, resumed_history = _tiny_run(path, on_step=lambda e, s, n, l: taken.append((e, s)))
+    assert taken[:3] == [(1, 3), (1, 4), (2, 0)]  # the interrupted step again, then on
+    for key in ("train_loss", "val_loss", "val_accuracy", "steps"):
+        assert resumed_history[key] == history[key]
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.load(path, weights_only=False)["partial"] is None  # the run ended whole
+
+
+def test_checkpoint_from_before_mid_epoch_saves_resumes(tmp_path):
+    path = str(tmp_path / "old.pt")
+    _tiny_run(path, epochs=1)
+    state = torch.load(path, weights_only=False)
+    del state["partial"]  # as saved before mid-epoch saves existed
+    torch.save(state, path)
+    _, history = _tiny_run(path, epochs=2)
+    assert len(history["train_loss"]) == 2
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
@@ -137,17 +178,23 @@ def test_time_budget_stops_training():
     assert len(steps) == 1 and len(history["val_loss"]) == 1  # one step, then evaluated
 
 
+def _lr(config, steps_done, total_steps, spent_s):
+    return chartrain.decayed_lr(
+        config.lr, config.lr_decay, steps_done, total_steps, spent_s, config.time_budget_s
+    )
+
+
 def test_linear_lr_decay_reaches_zero_at_the_runs_end():
     config = chartrain.TrainConfig(lr=1e-2, lr_decay="linear")
-    assert chartrain._lr_at(config, 0, 40, 0.0) == 1e-2
-    assert chartrain._lr_at(config, 10, 40, 99.0) == pytest.approx(7.5e-3)  # no budget: steps
-    assert chartrain._lr_at(config, 40, 40, 0.0) == 0.0
+    assert _lr(config, 0, 40, 0.0) == 1e-2
+    assert _lr(config, 10, 40, 99.0) == pytest.approx(7.5e-3)  # no budget: steps
+    assert _lr(config, 40, 40, 0.0) == 0.0
     budgeted = chartrain.TrainConfig(lr=1e-2, lr_decay="linear", time_budget_s=100.0)
-    assert chartrain._lr_at(budgeted, 10, 40, 50.0) == pytest.approx(5e-3)  # the budget first
-    assert chartrain._lr_at(budgeted, 30, 40, 50.0) == pytest.approx(2.5e-3)  # the steps first
-    assert chartrain._lr_at(budgeted, 1, 40, 250.0) == 0.0
+    assert _lr(budgeted, 10, 40, 50.0) == pytest.approx(5e-3)  # the budget first
+    assert _lr(budgeted, 30, 40, 50.0) == pytest.approx(2.5e-3)  # the steps first
+    assert _lr(budgeted, 1, 40, 250.0) == 0.0
     constant = chartrain.TrainConfig(lr=1e-2, time_budget_s=100.0)
-    assert chartrain._lr_at(constant, 30, 40, 50.0) == 1e-2
+    assert _lr(constant, 30, 40, 50.0) == 1e-2
     with pytest.raises(ValueError, match="unknown lr_decay 'cosine'"):
         chartrain.TrainConfig(lr_decay="cosine")
 
