@@ -149,9 +149,10 @@ def onednn_step(a, b):
     """A callable computing a @ b^T with oneDNN's matmul (torch's
     mkldnn_linear on oneDNN tensors, the result one too), or None where torch
     or the CPU lacks it for that dtype (bfloat16 without AVX-512 BW/VL/DQ
-    or AVX-NE-CONVERT, float16 without AVX512-FP16 or AVX-NE-CONVERT). On AMD processors MKL's sgemm, behind torch.mm, takes a
-    generic path: oneDNN's reached 201-220 GFLOP/s at 2048^3 on 2 Zen 4 cores
-    where torch.mm reached 129-189 (benchmarks/README.md)."""
+    or AVX-NE-CONVERT, float16 without AVX512-FP16 or AVX-NE-CONVERT). On
+    AMD processors MKL's sgemm, behind torch.mm, takes a generic path:
+    oneDNN's reached 201-220 GFLOP/s at 2048^3 on 2 Zen 4 cores where
+    torch.mm reached 129-189 (benchmarks/README.md)."""
     if not torch.backends.mkldnn.is_available():
         return None
     try:
