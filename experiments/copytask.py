@@ -33,6 +33,12 @@ accuracy: the report's test_acc) and of sequences with every data token
 right (sequence accuracy); the padding is not scored. Beyond the training
 lengths the whole state has to hold more than it ever held: that is where
 length generalisation breaks.
+
+Checkpoints (--checkpoints, default OUT/checkpoints): one file per cell,
+saved at least every 5 minutes and when its training ends. The same command
+run again goes on at the step after the last save (the report's 15,000 steps
+are hours here) and ends as the run uninterrupted would; a finished cell is
+only tested again. A checkpoint of other settings is refused.
 """
 
 import argparse
@@ -49,7 +55,7 @@ from .charmodels import RECURRENT
 from .chartrain import decayed_lr
 from .cli import add_lr_decay, comma_list
 from .rmsprop import RMSPropTF
-from .runio import cpu_name, progress
+from .runio import atomic_path, cpu_name, progress
 
 __all__ = [
     "PRESETS",
@@ -196,6 +202,24 @@ def make_optimizer(name, params, lr):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def _resume(path, model, opt, gen, run):
+    """The progress saved in `path` (see save in train), its model,
+    optimizer and generator loaded into these; None when there is no
+    checkpoint yet. Refuses the checkpoint of another run (`run` differs)."""
+    if path is None or not Path(path).exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state["run"] != run:
+        raise ValueError(
+            f"{path} is a checkpoint of another run ({state['run']}); "
+            "remove it or give another --checkpoints folder"
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gen.set_state(state["generator"])
+    return state["progress"]
+
+
 def train(
     model,
     steps,
@@ -211,24 +235,69 @@ def train(
     pad_to=0,
     time_budget=None,
     lr_decay="constant",
+    checkpoint=None,
+    run=None,
+    checkpoint_every_s=300.0,
 ):
     """train_lens="uniform": each batch's length drawn from 1..train_len;
     "fixed": every batch train_len. Training stops after `steps` steps or,
     given time_budget, after the step that spends it. lr_decay: "constant",
-    or "linear" from lr to 0 at that end (chartrain.decayed_lr). Returns
-    (steps taken, the mean training loss per token, padding included, over
-    the last tenth of the planned steps, at most the last 100 under a time
-    budget: one batch's loss says little when its length is random)."""
+    or "linear" from lr to 0 at that end (chartrain.decayed_lr).
+
+    checkpoint: a path where the model, the optimizer, the generator and the
+    progress are saved after the first step that ends checkpoint_every_s
+    seconds after the last save (0: after every step) and at the end, and
+    resumed from when it exists: an interrupted run goes on at the step
+    after its last save and ends as the same run uninterrupted would (but
+    for where the clock falls, under a time budget or a time-decayed rate).
+    A finished run's checkpoint is only loaded. run: what identifies the run
+    (its settings), saved with it and checked on resuming.
+
+    Returns (steps taken, the mean training loss per token, padding
+    included, over the last tenth of the planned steps, at most the last 100
+    under a time budget: one batch's loss says little when its length is
+    random, the training time in seconds, saves excluded)."""
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(optimizer, model.parameters(), lr)
+    # done: steps taken; losses: (summed loss, tokens) of the last `tail` steps
+    progress = _resume(checkpoint, model, opt, gen, run) or {
+        "done": 0,
+        "losses": [],
+        "train_time_s": 0.0,
+        "finished": False,
+    }
+    done, losses = progress["done"], progress["losses"]
+    if progress["finished"]:
+        return done, _mean_loss(losses), progress["train_time_s"]
     model.train()
     tail = min(max(1, steps // 10), 100) if time_budget is not None else max(1, steps // 10)
-    losses = []
-    began = time.perf_counter()
-    for step in range(steps):
+
+    def save(train_time, finished):
+        with atomic_path(checkpoint) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "progress": {
+                        "done": done,
+                        "losses": losses,
+                        "train_time_s": train_time,
+                        "finished": finished,
+                    },
+                    "run": run,
+                },
+                tmp,
+            )
+
+    # the run's clock: time.perf_counter() - began includes the time of the
+    # steps taken before an interruption
+    began = time.perf_counter() - progress["train_time_s"]
+    saved_at = time.perf_counter()
+    while done < steps:
         spent = time.perf_counter() - began
         for group in opt.param_groups:
-            group["lr"] = decayed_lr(lr, lr_decay, step, steps, spent, time_budget or 0.0)
+            group["lr"] = decayed_lr(lr, lr_decay, done, steps, spent, time_budget or 0.0)
         if train_lens == "fixed":
             length = train_len
         else:
@@ -241,11 +310,26 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         losses = (losses + [(loss.item() * src.numel(), src.numel())])[-tail:]
+        done += 1
         if on_step is not None:
-            on_step(step, loss.item())
+            on_step(done - 1, loss.item())
         if time_budget is not None and time.perf_counter() - began >= time_budget:
             break
-    return step + 1, sum(v for v, _ in losses) / sum(n for _, n in losses)
+        due = time.perf_counter() - saved_at >= checkpoint_every_s
+        if checkpoint is not None and due and done < steps:
+            paused = time.perf_counter()
+            save(paused - began, finished=False)
+            saved_at = time.perf_counter()
+            began += saved_at - paused  # saving is not training time
+    train_time = time.perf_counter() - began
+    if checkpoint is not None:
+        save(train_time, finished=True)
+    return done, _mean_loss(losses), train_time
+
+
+def _mean_loss(losses):
+    """Per token, over (summed loss, tokens) pairs."""
+    return sum(v for v, _ in losses) / sum(n for _, n in losses)
 
 
 def score(copied, src, length):
@@ -374,6 +458,12 @@ def parse_args(argv=None):
         metavar="DIR",
         help="results.json goes here (default copytask-out)",
     )
+    p.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        help="one checkpoint per cell, saved at least every 5 minutes and at the end; the same "
+        "command run again resumes from them (default OUT/checkpoints)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     settings = {**PRESETS[args.preset], **BUILT_IN}
@@ -404,7 +494,12 @@ def main(argv=None):
         f"{torch.get_num_threads()} threads, {cpu_name()}",
         flush=True,
     )
-    rows, times = [], {}
+    checkpoints = Path(args.checkpoints) if args.checkpoints else Path(args.out) / "checkpoints"
+    # what a cell's checkpoint must agree on: the settings that shape its
+    # training (not the tests, the threads or where files go)
+    not_run = ("cells", "test_lens", "test_size", "threads", "out", "checkpoints", "no_progress")
+    settings = {k: v for k, v in vars(args).items() if k not in not_run}
+    rows = []
     for cell in args.cells:
         torch.manual_seed(args.seed)
         model = Seq2Seq(
@@ -425,12 +520,14 @@ def main(argv=None):
 
         def on_step(step, loss, bar=bar):
             if bar is not None:
-                bar.update(1)
+                bar.n = step + 1  # a resumed run starts past 0
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{loss:.3f}")
 
-        began = time.perf_counter()
-        steps, loss = train(
+        path = checkpoints / f"{cell}.pt"
+        if path.exists():
+            print(f"  {cell}: resuming from {path}", flush=True)
+        steps, loss, train_time = train(
             model,
             args.steps,
             args.batch_size,
@@ -444,13 +541,14 @@ def main(argv=None):
             pad_to=args.pad_to,
             time_budget=args.time_budget,
             lr_decay=args.lr_decay,
+            checkpoint=path,
+            run={"cell": cell, **settings},
         )
-        times[cell] = time.perf_counter() - began
         if bar is not None:
             bar.close()
         print(
             f"  {cell}: {steps} steps, training loss {loss:.4f} (the last steps), "
-            f"{times[cell]:.1f} s, {1000 * times[cell] / steps:.0f} ms per step",
+            f"{train_time:.1f} s, {1000 * train_time / steps:.0f} ms per step",
             flush=True,
         )
         for length in args.test_lens:
@@ -465,7 +563,7 @@ def main(argv=None):
                     "train_len": args.train_len,
                     "pad_to": args.pad_to,
                     "steps": steps,
-                    "train_time_s": times[cell],
+                    "train_time_s": train_time,
                     "train_loss": loss,
                 }
             )

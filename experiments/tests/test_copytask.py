@@ -230,3 +230,69 @@ def test_report_model_learns_to_copy_padded_sequences():
     copytask.train(model, 200, 32, 3, 5e-3, seed=0, **kw)
     acc = copytask.accuracy(model, 3, 300, seed=1, pad_to=5)
     assert acc["token"] > 0.9 and acc["sequence"] > 0.75
+
+
+def _tiny_train(path, on_step=None, every_s=300.0, run=None):
+    torch.manual_seed(0)
+    model = copytask.Seq2Seq("lstm", 5, 8, embed_size=4)
+    result = copytask.train(
+        model,
+        6,
+        4,
+        3,
+        1e-2,
+        0,
+        on_step,
+        lr_decay="linear",
+        checkpoint=path,
+        run=run or {"cell": "lstm"},
+        checkpoint_every_s=every_s,
+    )
+    return model, result
+
+
+def test_interrupted_training_resumes_at_the_step_after_its_last_save(tmp_path):
+    straight, (steps, loss, _) = _tiny_train(tmp_path / "straight.pt")
+    path = tmp_path / "interrupted.pt"
+    taken = []
+
+    def ctrl_c(step, loss):
+        taken.append(step)
+        if step == 3:  # saved after steps 0..2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_train(path, ctrl_c, every_s=0.0)  # a save after every step
+    assert torch.load(path, weights_only=False)["progress"]["done"] == 3
+    taken.clear()
+    resumed, (resumed_steps, resumed_loss, _) = _tiny_train(path, lambda s, l: taken.append(s))
+    assert taken == [3, 4, 5]  # the interrupted step again, then on
+    assert (resumed_steps, resumed_loss) == (steps, loss)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # finished: loaded, not trained again
+    taken.clear()
+    again, (again_steps, again_loss, _) = _tiny_train(path, lambda s, l: taken.append(s))
+    assert taken == [] and (again_steps, again_loss) == (steps, loss)
+    assert all(torch.equal(a[k], v) for k, v in again.state_dict().items())
+
+
+def test_checkpoint_of_other_settings_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    _tiny_train(path, run={"cell": "lstm", "lr": 1e-2})
+    with pytest.raises(ValueError, match="another run"):
+        _tiny_train(path, run={"cell": "lstm", "lr": 3e-3})
+
+
+def test_the_command_run_again_only_tests_its_finished_cells(tmp_path, capsys):
+    argv = ["--cells", "gru", "--steps", "5", "--train-len", "3", "--test-lens", "3"]
+    argv += ["--hidden-size", "8", "--test-size", "20", "--no-progress", "--out", str(tmp_path)]
+    assert copytask.main(argv) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert (tmp_path / "checkpoints" / "gru.pt").exists()
+    capsys.readouterr()
+    assert copytask.main(argv) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == first
+    with pytest.raises(ValueError, match="another run"):
+        copytask.main(argv + ["--lr", "0.1"])
